@@ -1,0 +1,1060 @@
+"""A local stand-in for the Dify Service API (https://api.dify.ai/v1).
+
+It answers the app routes the relay uses with Dify's status codes, error envelope
+(``{"code", "message", "status"}``) and response shapes, blocking and streaming (SSE), and produces
+deterministic answers (``Turn <n>: you said '<query>' [inputs: k=v]``) so tests can check conversation
+continuity and the inputs in effect. Faults can be queued to reproduce what a real deployment does
+when it misbehaves. Standard library only.
+
+    with DifySimulator(apps={"app-key": App(mode="chat")}) as sim:
+        ...  # point the relay at sim.url
+
+Run ``python -m local.dify_simulator --help`` to serve one app from the command line.
+"""
+
+import argparse
+import json
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+__all__ = ["App", "DifySimulator", "Fault", "Recorded", "main"]
+
+CHAT_MODES = frozenset({"chat", "agent-chat", "advanced-chat", "agent"})
+MODES = CHAT_MODES | {"completion", "workflow"}
+_STREAM_FAULTS = frozenset({"stream_cut", "error_event"})
+_GENERATION_FAULTS = _STREAM_FAULTS | {"empty_answer"}
+FAULT_KINDS = _GENERATION_FAULTS | {"error", "html", "truncated_json", "slow_headers", "slow_body", "close"}
+_GENERATION_PATHS = ("/chat-messages", "/completion-messages", "/workflows/run")
+
+API_PREFIX = "/v1"
+DEFAULT_USER = "DEFAULT-USER"  # what Dify files a call under when an optional `user` is left out
+INPUT_MAX_LENGTH = 256
+JSON_TYPE = "application/json"
+SSE_TYPE = "text/event-stream; charset=utf-8"
+_UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+_WRONG_ROUTE = "Please check if your app mode matches the right API route."
+_APP_UNAVAILABLE = "App unavailable, please check your app configurations."
+_WORKFLOW_FAILURE = "Simulated workflow failure."
+_URL_NOT_FOUND = (
+    "The requested URL was not found on the server. "
+    "If you entered the URL manually please check your spelling and try again."
+)
+
+
+@dataclass
+class App:
+    """One simulated Dify app, selected by the API key it is registered under."""
+
+    mode: str = "chat"
+    name: str = ""
+    required_inputs: tuple[str, ...] = ()
+    optional_inputs: tuple[str, ...] = ()
+    opening_statement: str = "Hello! How can I help?"
+    suggested_questions: tuple[str, ...] = ("What can you do?",)
+    suggested_after_answer: bool = True
+    sources: list[dict] = field(default_factory=list)
+    answer_output: str = "answer"
+    query_input: str = "query"
+    stream_chunk_chars: int = 8
+    ping_every: int = 3
+    moderated_replacement: str | None = None
+    fail_workflow: bool = False
+    stream_delay: float = 0.0  # seconds between streamed events, to leave room for a stop call
+    id: str = field(default_factory=lambda: str(uuid.uuid4()), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown app mode {self.mode!r}; expected one of {sorted(MODES)}")
+        if self.stream_chunk_chars < 1:
+            raise ValueError("stream_chunk_chars must be at least 1")
+        self.name = self.name or f"Simulated {self.mode} app"
+
+    @property
+    def variables(self) -> dict[str, bool]:
+        """Input variable name -> required, in the order of the app's input form."""
+        form: dict[str, bool] = {}
+        if self.mode in ("completion", "workflow"):
+            form[self.query_input] = True
+        form.update(dict.fromkeys(self.required_inputs, True))
+        for name in self.optional_inputs:
+            form.setdefault(name, False)
+        return form
+
+
+@dataclass
+class Fault:
+    """A misbehaviour applied to matching requests; see DifySimulator.inject."""
+
+    kind: str
+    status: int = 500
+    code: str | None = None
+    message: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 1.0
+    path_contains: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {sorted(FAULT_KINDS)}")
+
+    def matches(self, method: str, path: str, body: Any) -> bool:
+        if self.path_contains is not None and self.path_contains not in path:
+            return False
+        if self.kind in _GENERATION_FAULTS and not (method == "POST" and path.endswith(_GENERATION_PATHS)):
+            return False
+        if self.kind in _STREAM_FAULTS:
+            return isinstance(body, dict) and body.get("response_mode") == "streaming"
+        return True
+
+    def envelope(self) -> dict[str, Any]:
+        phrase = HTTPStatus(self.status).phrase
+        default_code = "completion_request_error" if self.kind == "error_event" else None
+        return {
+            "code": self.code or default_code or phrase.lower().replace(" ", "_").replace("-", "_"),
+            "message": self.message or f"{phrase} (simulated)",
+            "status": self.status,
+        }
+
+
+@dataclass
+class Recorded:
+    """A request as the simulator received it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any  # parsed JSON, the raw text when it is not JSON, or None when empty
+
+
+class DifyError(Exception):
+    """An error answered with Dify's JSON envelope."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def response(self) -> "_Json":
+        return _Json(self.status, {"code": self.code, "message": self.message, "status": self.status})
+
+
+def _invalid(message: str) -> DifyError:
+    return DifyError(400, "invalid_param", message)
+
+
+# ---------------------------------------------------------------- stored state
+
+
+@dataclass
+class _Conversation:
+    id: str
+    app_id: str
+    user: str
+    inputs: dict[str, Any]
+    message_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Message:
+    id: str
+    app_id: str
+    user: str
+    conversation_id: str | None
+    query: str
+    answer: str
+    inputs: dict[str, Any]
+    created_at: int
+    retriever_resources: list[dict]
+    feedback: dict | None = None
+
+
+@dataclass
+class _Task:
+    app_id: str
+    user: str
+
+
+@dataclass
+class _QueuedFault:
+    fault: Fault
+    remaining: int | None
+
+
+# ---------------------------------------------------------------- requests and responses
+
+
+@dataclass
+class _Call:
+    method: str
+    path: str  # below /v1
+    query: dict[str, str]
+    headers: dict[str, str]
+    raw_body: bytes
+    fault: Fault | None
+    params: dict[str, str] = field(default_factory=dict)
+    app: App | None = None  # set once the key is checked
+
+    def json(self) -> dict[str, Any]:
+        mimetype = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        if mimetype != JSON_TYPE:
+            raise DifyError(
+                415,
+                "unsupported_media_type",
+                "Did not attempt to load JSON data because the request Content-Type was not "
+                "'application/json'.",
+            )
+        try:
+            body = json.loads(self.raw_body)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise DifyError(400, "bad_request", "Invalid JSON payload received or JSON payload is empty.")
+        return body
+
+    def fault_kind(self) -> str | None:
+        return self.fault.kind if self.fault else None
+
+
+@dataclass
+class _Json:
+    status: int
+    body: dict[str, Any] | None  # None: no content
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Turn:
+    """One generation: a chat or completion message, or a workflow run."""
+
+    app: App
+    task_id: str
+    message: _Message
+    draft: str  # the text streamed as deltas; moderation may replace it at the end
+    prompt: str
+    workflow_run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def moderated(self) -> bool:
+        return self.app.moderated_replacement is not None and self.app.mode != "workflow"
+
+    @property
+    def final_answer(self) -> str:
+        return self.app.moderated_replacement if self.moderated else self.draft
+
+    def event(self, name: str, **fields: Any) -> dict[str, Any]:
+        """An SSE event carrying the identity fields Dify puts on it for this app mode."""
+        if self.app.mode == "workflow":
+            ids = {"task_id": self.task_id, "workflow_run_id": self.workflow_run_id}
+        else:
+            ids = {"task_id": self.task_id, "message_id": self.message.id}
+            if self.message.conversation_id:
+                ids["conversation_id"] = self.message.conversation_id
+            ids["created_at"] = self.message.created_at
+            if name.startswith(("workflow_", "node_")):
+                ids["workflow_run_id"] = self.workflow_run_id
+        if name == "error":
+            del ids["task_id"]
+        return {"event": name, **ids, **fields}
+
+    def blocking_body(self) -> dict[str, Any]:
+        message = self.message
+        if self.app.mode == "workflow":
+            status, error = ("failed", _WORKFLOW_FAILURE) if self.app.fail_workflow else ("succeeded", None)
+            data = self.workflow_data(status, message.answer, error)
+            return {"task_id": self.task_id, "workflow_run_id": self.workflow_run_id, "data": data}
+        body = {"event": "message", "task_id": self.task_id, "id": message.id, "message_id": message.id}
+        if message.conversation_id:
+            body["conversation_id"] = message.conversation_id
+        return body | {
+            "mode": self.app.mode,
+            "answer": message.answer,
+            "metadata": self.metadata(message.answer),
+            "created_at": message.created_at,
+        }
+
+    def usage(self, answer: str) -> dict[str, Any]:
+        prompt_tokens, completion_tokens = len(self.prompt.split()), len(answer.split())
+        prompt_price, completion_price = _price(prompt_tokens, "0.001"), _price(completion_tokens, "0.002")
+        return {
+            "prompt_tokens": prompt_tokens,
+            "prompt_unit_price": "0.001",
+            "prompt_price_unit": "0.001",
+            "prompt_price": f"{prompt_price:f}",
+            "completion_tokens": completion_tokens,
+            "completion_unit_price": "0.002",
+            "completion_price_unit": "0.001",
+            "completion_price": f"{completion_price:f}",
+            "total_tokens": prompt_tokens + completion_tokens,
+            "total_price": f"{prompt_price + completion_price:f}",
+            "currency": "USD",
+            "latency": round(time.monotonic() - self.started, 6),
+        }
+
+    def metadata(self, answer: str) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"usage": self.usage(answer)}
+        if self.message.retriever_resources and self.app.mode != "agent":
+            metadata["retriever_resources"] = self.message.retriever_resources
+        return metadata
+
+    def workflow_data(self, status: str, answer: str, error: str | None = None) -> dict[str, Any]:
+        return {
+            "id": self.workflow_run_id,
+            "workflow_id": self.app.id,
+            "status": status,
+            "outputs": {} if status == "failed" else {self.app.answer_output: answer},
+            "error": error,
+            "elapsed_time": round(time.monotonic() - self.started, 6),
+            "total_tokens": self.usage(answer)["total_tokens"],
+            "total_steps": 3,
+            "created_at": self.message.created_at,
+            "finished_at": int(time.time()),
+        }
+
+    def node_data(self, status: str | None = None, answer: str = "", error: str | None = None) -> dict:
+        data: dict[str, Any] = {
+            "id": self.task_id,
+            "node_id": "llm",
+            "node_type": "llm",
+            "title": "LLM",
+            "index": 1,
+            "predecessor_node_id": "start",
+            "created_at": self.message.created_at,
+        }
+        if status is not None:
+            data |= {"status": status, "outputs": {"text": answer}, "error": error}
+            data |= {
+                "elapsed_time": round(time.monotonic() - self.started, 6),
+                "finished_at": int(time.time()),
+            }
+        return data
+
+
+def _price(tokens: int, unit_price: str) -> Decimal:
+    return (tokens * Decimal(unit_price) * Decimal("0.001")).quantize(Decimal("0.0000001"))
+
+
+@dataclass
+class _Stream:
+    """How one streamed answer is told: opening events, one event per delta, then the closing events."""
+
+    turn: _Turn
+    head: list[dict]
+    delta: Callable[[str], dict]
+    tail: Callable[[str, bool], list[dict]]  # (answer so far, stopped) -> closing events
+    failure: Callable[[Fault], list[dict]]
+
+    def chunks(self) -> list[str]:
+        size = self.turn.app.stream_chunk_chars
+        return [self.turn.draft[i : i + size] for i in range(0, len(self.turn.draft), size)]
+
+
+def _stream_for(turn: _Turn) -> _Stream:
+    app = turn.app
+    flow = app.mode in ("advanced-chat", "workflow")
+    head: list[dict] = []
+    if flow:
+        started = {"id": turn.workflow_run_id, "workflow_id": app.id, "inputs": turn.message.inputs}
+        started |= {"created_at": turn.message.created_at, "reason": "initial"}
+        head.append(turn.event("workflow_started", data=started))
+        head.append(turn.event("node_started", data=turn.node_data()))
+    if app.mode in ("agent-chat", "agent"):
+        thought = {"id": str(uuid.uuid4()), "position": 1, "thought": "", "observation": ""}
+        head.append(turn.event("agent_thought", **thought, tool="", tool_input="", message_files=[]))
+
+    def delta(text: str) -> dict:
+        if app.mode == "workflow":
+            return turn.event("text_chunk", data={"text": text, "from_variable_selector": ["llm", "text"]})
+        return turn.event("agent_message" if app.mode in ("agent-chat", "agent") else "message", answer=text)
+
+    def tail(answer: str, stopped: bool) -> list[dict]:
+        if app.fail_workflow and app.mode == "workflow":
+            return [
+                turn.event("node_finished", data=turn.node_data("failed", "", _WORKFLOW_FAILURE)),
+                turn.event("workflow_finished", data=turn.workflow_data("failed", "", _WORKFLOW_FAILURE)),
+            ]
+        events = []
+        if turn.moderated and not stopped:
+            answer = turn.final_answer
+            events.append(turn.event("message_replace", answer=answer, reason="output_moderation"))
+        if flow:
+            events.append(turn.event("node_finished", data=turn.node_data("succeeded", answer)))
+        if app.mode == "agent":
+            events.append(turn.event("message", answer=answer))
+        if app.mode != "workflow":
+            events.append(turn.event("message_end", id=turn.message.id, metadata=turn.metadata(answer)))
+        if flow:
+            status = "stopped" if stopped else "succeeded"
+            events.append(turn.event("workflow_finished", data=turn.workflow_data(status, answer)))
+        return events
+
+    def failure(fault: Fault) -> list[dict]:
+        envelope = fault.envelope()
+        events = []
+        if flow:
+            data = turn.workflow_data("failed", "", envelope["message"])
+            events.append(turn.event("workflow_finished", data=data))
+        return [*events, turn.event("error", **envelope)]
+
+    return _Stream(turn, head, delta, tail, failure)
+
+
+def _check_inputs(app: App, inputs: dict[str, Any], waived: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The inputs Dify keeps: declared variables only, each required one present, strings within length."""
+    kept = {}
+    for name, required in app.variables.items():
+        value = inputs.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required and name not in waived:
+                raise _invalid(f"{name} is required in input form")
+            continue
+        if not isinstance(value, str):
+            raise _invalid(f"{name} in input form must be a string")
+        if len(value) > INPUT_MAX_LENGTH:
+            raise _invalid(f"{name} in input form must be less than {INPUT_MAX_LENGTH} characters")
+        kept[name] = value
+    return kept
+
+
+def _require_user(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _invalid("Arg user must be provided.")
+    return value
+
+
+def _require_inputs(body: dict[str, Any]) -> dict[str, Any]:
+    inputs = body.get("inputs")
+    if not isinstance(inputs, dict):
+        raise _invalid("inputs is required and must be an object")
+    return inputs
+
+
+def _is_streaming(body: dict[str, Any]) -> bool:
+    mode = body.get("response_mode")
+    if mode not in (None, "blocking", "streaming"):
+        raise _invalid("response_mode must be 'blocking' or 'streaming'")
+    return mode == "streaming"
+
+
+def _as_uuid(value: Any, what: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (TypeError, ValueError, AttributeError):
+        raise _invalid(f"{what} is not a valid UUID") from None
+
+
+def _compose_answer(turn_number: int, query: str, inputs: dict[str, Any]) -> str:
+    answer = f"Turn {turn_number}: you said '{query}'"
+    if inputs:
+        answer += " [inputs: " + ", ".join(f"{k}={inputs[k]}" for k in sorted(inputs)) + "]"
+    return answer
+
+
+@dataclass(frozen=True)
+class _Audience:
+    """The app modes a route serves, and the 400 error (code, message) any other mode gets."""
+
+    modes: frozenset[str]
+    wrong_mode: tuple[str, str] = ("", "")
+
+
+_ANY_APP = _Audience(MODES)
+_CHAT_APPS = _Audience(CHAT_MODES, ("not_chat_app", _WRONG_ROUTE))
+_COMPLETION_APPS = _Audience(frozenset({"completion"}), ("app_unavailable", _APP_UNAVAILABLE))
+_WORKFLOW_APPS = _Audience(frozenset({"workflow"}), ("not_workflow_app", _WRONG_ROUTE))
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    pattern: re.Pattern
+    handler: Callable[["DifySimulator", _Call], "_Json | _Stream"]
+    audience: _Audience
+
+
+def _route(method: str, path: str, handler: Callable, audience: _Audience = _ANY_APP) -> _Route:
+    """A route; `{name}` in `path` matches one segment, `{name:uuid}` only a UUID (else a plain 404)."""
+    pattern = re.sub(r"\{(\w+)(:uuid)?\}", lambda m: f"(?P<{m[1]}>{_UUID if m[2] else '[^/]+'})", path)
+    return _Route(method, re.compile(pattern + "$"), handler, audience)
+
+
+# ---------------------------------------------------------------- the simulator
+
+
+class DifySimulator:
+    """An HTTP server speaking Dify's Service API for the given apps (API key -> App)."""
+
+    def __init__(
+        self, apps: dict[str, App], host: str = "127.0.0.1", port: int = 0, verbose: bool = False
+    ) -> None:
+        self.host, self.port, self.verbose = host, port, verbose
+        self.requests: list[Recorded] = []
+        self.stopped_tasks: set[str] = set()
+        self.apps = dict(apps)  # API key -> App; tests may swap an app in place
+        self._lock = threading.RLock()
+        self._conversations: dict[str, _Conversation] = {}
+        self._messages: dict[str, _Message] = {}
+        self._tasks: dict[str, _Task] = {}
+        self._faults: list[_QueuedFault] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    # -- lifecycle
+
+    def start(self) -> "DifySimulator":
+        if self._server is not None:
+            raise RuntimeError("simulator already started")
+        self._closing.clear()
+        self._server = _Server((self.host, self.port), self)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="dify-simulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._closing.set()
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> "DifySimulator":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("simulator not started")
+        return f"http://{self.host}:{self.port}{API_PREFIX}"
+
+    # -- test controls
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def rotate_key(self, old_key: str, new_key: str) -> None:
+        with self._lock:
+            self.apps[new_key] = self.apps.pop(old_key)
+
+    def forget_conversations(self) -> None:
+        with self._lock:
+            self._conversations.clear()
+            self._messages = {k: m for k, m in self._messages.items() if m.conversation_id is None}
+
+    def inject(self, fault: Fault, times: int | None = 1) -> None:
+        """Apply `fault` to the next `times` matching requests (None: until clear_faults)."""
+        if times is not None and times < 1:
+            raise ValueError("times must be at least 1, or None")
+        with self._lock:
+            self._faults.append(_QueuedFault(fault, times))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def _take_fault(self, method: str, path: str, body: Any) -> Fault | None:
+        with self._lock:
+            for queued in self._faults:
+                if queued.fault.matches(method, path, body):
+                    if queued.remaining is not None:
+                        queued.remaining -= 1
+                        if queued.remaining == 0:
+                            self._faults.remove(queued)
+                    return queued.fault
+        return None
+
+    # -- serving
+
+    def _serve(self, h: "_RequestHandler") -> None:
+        split = urlsplit(h.path)
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        record = Recorded(
+            h.command, split.path, dict(parse_qsl(split.query, True)), headers, _parse_body(raw)
+        )
+        with self._lock:
+            self.requests.append(record)
+        fault = self._take_fault(record.method, record.path, record.body)
+        status = 0
+        try:
+            status = self._respond(h, record, raw, fault)
+        except (BrokenPipeError, ConnectionResetError):
+            h.close_connection = True
+        if self.verbose:
+            note = f" [fault: {fault.kind}]" if fault else ""
+            print(f"dify-simulator: {record.method} {h.path} -> {status or 'dropped'}{note}", file=sys.stderr)
+
+    def _respond(self, h: "_RequestHandler", record: Recorded, raw: bytes, fault: Fault | None) -> int:
+        kind = fault.kind if fault else None
+        if kind == "close":
+            _abort(h, reset=True)
+            return 0
+        if kind == "slow_headers":
+            time.sleep(fault.delay)
+        if kind == "error":
+            return _send(h, _Json(fault.status, fault.envelope(), dict(fault.headers)))
+        if kind == "html":
+            return _send_html(h, fault.status, fault.headers)
+        path = record.path.removeprefix(API_PREFIX) if record.path.startswith(API_PREFIX + "/") else ""
+        call = _Call(record.method, path, record.query, record.headers, raw, fault)
+        try:
+            response = self._dispatch(call)
+        except DifyError as error:
+            response = error.response()
+        except Exception:
+            traceback.print_exc()
+            response = DifyError(500, "internal_server_error", "Internal Server Error.").response()
+        if isinstance(response, _Stream):
+            if kind != "truncated_json":
+                return self._send_stream(h, response, fault)
+            response = _Json(200, response.turn.blocking_body())
+        return _send(h, response, fault)
+
+    def _dispatch(self, call: _Call) -> "_Json | _Stream":
+        route, allowed = None, []
+        for candidate in self._ROUTES:
+            match = candidate.pattern.match(call.path)
+            if match:
+                allowed.append(candidate.method)
+                if candidate.method == call.method:
+                    route, call.params = candidate, match.groupdict()
+        if route is None and allowed:
+            raise DifyError(405, "method_not_allowed", "The method is not allowed for the requested URL.")
+        if route is None:
+            raise DifyError(404, "not_found", _URL_NOT_FOUND)
+        call.app = self._authenticate(call.headers.get("authorization", ""))
+        if call.app.mode not in route.audience.modes:
+            raise DifyError(400, *route.audience.wrong_mode)
+        return route.handler(self, call)
+
+    def _authenticate(self, authorization: str) -> App:
+        scheme, _, key = authorization.partition(" ")
+        if scheme != "Bearer" or not key.strip():
+            raise DifyError(
+                401, "unauthorized", "Authorization header must be provided and start with 'Bearer'"
+            )
+        with self._lock:
+            app = self.apps.get(key.strip())
+        if app is None:
+            raise DifyError(401, "unauthorized", "Access token is invalid")
+        return app
+
+    def _send_stream(self, h: "_RequestHandler", stream: _Stream, fault: Fault | None) -> int:
+        turn, app = stream.turn, stream.turn.app
+        h.send_response(200)
+        h.send_header("Content-Type", SSE_TYPE)
+        h.send_header("Cache-Control", "no-cache")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        sent = 0
+
+        def emit(event: dict) -> None:
+            nonlocal sent
+            if sent and app.ping_every and sent % app.ping_every == 0:
+                _write_chunk(h, b"event: ping\n\n")
+            _write_chunk(h, f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode())
+            sent += 1
+            if sent == 1 and fault and fault.kind == "slow_body":
+                time.sleep(fault.delay)
+            elif app.stream_delay:
+                time.sleep(app.stream_delay)
+
+        for event in stream.head:
+            emit(event)
+        chunks, answer, stopped = stream.chunks(), "", False
+        cut_at = max(1, (len(chunks) + 1) // 2) if fault and fault.kind in _STREAM_FAULTS else None
+        for index, chunk in enumerate(chunks):
+            if index == cut_at:
+                break
+            if self._closing.is_set():
+                _abort(h, reset=False)
+                return 200
+            if turn.task_id in self.stopped_tasks:
+                stopped = True
+                break
+            emit(stream.delta(chunk))
+            answer += chunk
+        if fault and fault.kind == "stream_cut":
+            _abort(h, reset=False)
+            return 200
+        closing = (
+            stream.failure(fault) if fault and fault.kind == "error_event" else stream.tail(answer, stopped)
+        )
+        if stopped:
+            with self._lock:
+                turn.message.answer = answer
+        for event in closing:
+            emit(event)
+        _write_chunk(h, b"")
+        return 200
+
+    # -- generation
+
+    def _start_turn(
+        self, call: _Call, user: str, query: str, inputs: dict, conversation: _Conversation | None
+    ) -> _Turn:
+        """Register the message (and its task) that answers `query`; the caller holds the lock."""
+        turn_number = len(conversation.message_ids) + 1 if conversation else 1
+        silent = call.fault_kind() == "empty_answer" or call.app.fail_workflow
+        draft = "" if silent else _compose_answer(turn_number, query, inputs)
+        message = _Message(
+            id=str(uuid.uuid4()),
+            app_id=call.app.id,
+            user=user,
+            conversation_id=conversation.id if conversation else None,
+            query=query,
+            answer=draft,
+            inputs=inputs,
+            created_at=int(time.time()),
+            retriever_resources=[dict(source) for source in call.app.sources],
+        )
+        prompt = " ".join([query, *map(str, inputs.values())])
+        turn = _Turn(call.app, str(uuid.uuid4()), message, draft, prompt)
+        message.answer = turn.final_answer
+        if call.app.mode != "workflow":
+            self._messages[message.id] = message
+        if conversation:
+            conversation.message_ids.append(message.id)
+        self._tasks[turn.task_id] = _Task(call.app.id, user)
+        return turn
+
+    def _reply(self, turn: _Turn, streaming: bool) -> "_Json | _Stream":
+        return _stream_for(turn) if streaming else _Json(200, turn.blocking_body())
+
+    def _owned_conversation(self, conversation_id: str, call: _Call, user: str) -> _Conversation:
+        conversation = self._conversations.get(conversation_id)
+        if conversation is None or conversation.app_id != call.app.id or conversation.user != user:
+            raise DifyError(404, "not_found", "Conversation Not Exists.")
+        return conversation
+
+    def _owned_message(self, message_id: str, call: _Call, user: str) -> _Message:
+        message = self._messages.get(message_id.lower())
+        if message is None or message.app_id != call.app.id or message.user != user:
+            raise DifyError(404, "not_found", "Message Not Exists.")
+        return message
+
+    # -- route handlers
+
+    def _chat_messages(self, call: _Call) -> "_Json | _Stream":
+        body = call.json()
+        user = _require_user(body.get("user"))
+        inputs = _require_inputs(body)
+        query = body.get("query")
+        if not isinstance(query, str) or not query.strip():
+            raise _invalid("query is required")
+        streaming = _is_streaming(body)
+        if not streaming and call.app.mode == "agent-chat":
+            raise _invalid("Agent Chat App does not support blocking mode")
+        if not streaming and call.app.mode == "agent":
+            raise DifyError(400, "bad_request", "Agent App only supports streaming response mode.")
+        given = body.get("conversation_id")
+        blank = given is None or (isinstance(given, str) and not given.strip())
+        conversation_id = None if blank else _as_uuid(given, "conversation_id")
+        kept = _check_inputs(call.app, inputs)
+        with self._lock:
+            if conversation_id:
+                conversation = self._owned_conversation(conversation_id, call, user)
+            else:
+                conversation = _Conversation(str(uuid.uuid4()), call.app.id, user, kept)
+                self._conversations[conversation.id] = conversation
+            turn = self._start_turn(call, user, query, conversation.inputs, conversation)
+        return self._reply(turn, streaming)
+
+    def _completion_messages(self, call: _Call) -> "_Json | _Stream":
+        body = call.json()
+        user = _require_user(body.get("user"))
+        inputs = _require_inputs(body)
+        legacy_query = body.get("query") if isinstance(body.get("query"), str) else ""
+        streaming = _is_streaming(body)
+        query_input = call.app.query_input
+        kept = _check_inputs(call.app, inputs, waived=(query_input,) if legacy_query.strip() else ())
+        with self._lock:
+            turn = self._start_turn(call, user, kept.get(query_input) or legacy_query, kept, None)
+        return self._reply(turn, streaming)
+
+    def _workflow_run(self, call: _Call) -> "_Json | _Stream":
+        body = call.json()
+        user = _require_user(body.get("user"))
+        inputs = _require_inputs(body)
+        streaming = _is_streaming(body)
+        kept = _check_inputs(call.app, inputs)
+        with self._lock:
+            turn = self._start_turn(call, user, kept[call.app.query_input], kept, None)
+        return self._reply(turn, streaming)
+
+    def _stop_task(self, call: _Call) -> _Json:
+        user = _require_user(call.json().get("user"))
+        task_id = call.params["task_id"]
+        with self._lock:
+            task = self._tasks.get(task_id)
+            # Another user's stop does nothing (yet succeeds) except on workflows, where any user may stop.
+            if task and task.app_id == call.app.id and (task.user == user or call.app.mode == "workflow"):
+                self.stopped_tasks.add(task_id)
+        return _Json(200, {"result": "success"})
+
+    def _list_messages(self, call: _Call) -> _Json:
+        user = call.query.get("user") or DEFAULT_USER
+        conversation_id = _as_uuid(call.query.get("conversation_id"), "conversation_id")
+        try:
+            limit = int(call.query.get("limit", "20"))
+        except ValueError:
+            raise _invalid("limit must be an integer") from None
+        if not 1 <= limit <= 100:
+            raise _invalid("limit must be between 1 and 100")
+        first_id = call.query.get("first_id")
+        with self._lock:
+            ids = self._owned_conversation(conversation_id, call, user).message_ids
+            if first_id:
+                if first_id.lower() not in ids:
+                    raise DifyError(404, "not_found", "First Message Not Exists.")
+                ids = ids[: ids.index(first_id.lower())]
+            page = [_history_item(self._messages[i]) for i in reversed(ids[-limit:])]
+        return _Json(200, {"limit": limit, "has_more": len(ids) > limit, "data": page})
+
+    def _feedback(self, call: _Call) -> _Json:
+        body = call.json()
+        user = _require_user(body.get("user"))
+        rating = body.get("rating")
+        if rating not in ("like", "dislike", None):
+            raise _invalid("rating must be 'like', 'dislike' or null")
+        with self._lock:
+            message = self._owned_message(call.params["message_id"], call, user)
+            if rating is None and message.feedback is None:
+                raise _invalid("rating cannot be None when feedback not exists")
+            message.feedback = {"rating": rating} if rating else None
+        return _Json(200, {"result": "success"})
+
+    def _suggested(self, call: _Call) -> _Json:
+        user = _require_user(call.query.get("user"))
+        with self._lock:
+            message = self._owned_message(call.params["message_id"], call, user)
+        if not call.app.suggested_after_answer:
+            raise DifyError(400, "bad_request", "Suggested Questions Is Disabled.")
+        topic = message.query[:40]
+        questions = [
+            f"Can you tell me more about '{topic}'?",
+            "What else should I know?",
+            "Where can I read more?",
+        ]
+        return _Json(200, {"result": "success", "data": questions})
+
+    def _delete_conversation(self, call: _Call) -> _Json:
+        user = call.json().get("user") or DEFAULT_USER
+        with self._lock:
+            conversation = self._owned_conversation(call.params["conversation_id"].lower(), call, user)
+            del self._conversations[conversation.id]
+            for message_id in conversation.message_ids:
+                self._messages.pop(message_id, None)
+        return _Json(204, None)
+
+    def _info(self, call: _Call) -> _Json:
+        app = call.app
+        body = {"name": app.name, "description": "", "tags": [], "mode": app.mode, "author_name": "Simulator"}
+        return _Json(200, body)
+
+    def _parameters(self, call: _Call) -> _Json:
+        app = call.app
+        form = [
+            {
+                "text-input": {
+                    "label": name.replace("_", " ").capitalize(),
+                    "variable": name,
+                    "required": required,
+                    "max_length": INPUT_MAX_LENGTH,
+                    "default": "",
+                }
+            }
+            for name, required in app.variables.items()
+        ]
+        image = {"enabled": False, "number_limits": 3, "detail": "high", "transfer_methods": ["local_file"]}
+        limits = {"file_size_limit": 15, "image_file_size_limit": 10, "audio_file_size_limit": 50}
+        limits |= {"video_file_size_limit": 100, "workflow_file_upload_limit": 10}
+        return _Json(
+            200,
+            {
+                "opening_statement": app.opening_statement,
+                "suggested_questions": list(app.suggested_questions),
+                "suggested_questions_after_answer": {"enabled": app.suggested_after_answer},
+                "speech_to_text": {"enabled": False},
+                "text_to_speech": {"enabled": False, "voice": "", "language": "", "autoPlay": "disabled"},
+                "retriever_resource": {"enabled": bool(app.sources)},
+                "annotation_reply": {"enabled": False},
+                "more_like_this": {"enabled": False},
+                "sensitive_word_avoidance": {"enabled": app.moderated_replacement is not None},
+                "user_input_form": form,
+                "file_upload": {"image": image},
+                "system_parameters": limits,
+            },
+        )
+
+    _ROUTES = (
+        _route("POST", "/chat-messages", _chat_messages, _CHAT_APPS),
+        _route("POST", "/chat-messages/{task_id}/stop", _stop_task, _CHAT_APPS),
+        _route("POST", "/completion-messages", _completion_messages, _COMPLETION_APPS),
+        _route("POST", "/completion-messages/{task_id}/stop", _stop_task, _COMPLETION_APPS),
+        _route("POST", "/workflows/run", _workflow_run, _WORKFLOW_APPS),
+        _route("POST", "/workflows/tasks/{task_id}/stop", _stop_task, _WORKFLOW_APPS),
+        _route("GET", "/messages", _list_messages, _CHAT_APPS),
+        _route("POST", "/messages/{message_id:uuid}/feedbacks", _feedback),
+        _route("GET", "/messages/{message_id:uuid}/suggested", _suggested, _CHAT_APPS),
+        _route("DELETE", "/conversations/{conversation_id:uuid}", _delete_conversation, _CHAT_APPS),
+        _route("GET", "/info", _info),
+        _route("GET", "/parameters", _parameters),
+    )
+
+
+def _history_item(message: _Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "parent_message_id": None,
+        "inputs": message.inputs,
+        "query": message.query,
+        "answer": message.answer,
+        "status": "normal",
+        "error": None,
+        "message_files": [],
+        "feedback": message.feedback,
+        "retriever_resources": message.retriever_resources,
+        "agent_thoughts": [],
+        "created_at": message.created_at,
+    }
+
+
+def _parse_body(raw: bytes) -> Any:
+    if not raw:
+        return None
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+# ---------------------------------------------------------------- HTTP plumbing
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, and chunked streams
+    server: "_Server"
+
+    def do_GET(self) -> None:
+        self.server.simulator._serve(self)
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # DifySimulator(verbose=True) prints its own one-line log
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], simulator: DifySimulator) -> None:
+        self.simulator = simulator
+        super().__init__(address, _RequestHandler)
+
+
+def _send(h: _RequestHandler, response: _Json, fault: Fault | None = None) -> int:
+    status, headers = response.status, {"Content-Type": JSON_TYPE, **response.headers}
+    data = b"" if response.body is None else json.dumps(response.body).encode()
+    if fault and fault.kind == "truncated_json":
+        status, data = 200, data[: len(data) // 2]
+    if status == 204:
+        del headers["Content-Type"]
+    h.send_response(status)
+    for name, value in headers.items():
+        h.send_header(name, value)
+    h.send_header("Content-Length", str(len(data)))
+    h.end_headers()
+    if fault and fault.kind == "slow_body":
+        time.sleep(fault.delay)
+    h.wfile.write(data)
+    return status
+
+
+def _send_html(h: _RequestHandler, status: int, headers: dict[str, str]) -> int:
+    title = f"{status} {HTTPStatus(status).phrase}"
+    page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center>"
+    data = (page + "<hr><center>nginx</center></body></html>").encode()
+    h.send_response(status)
+    for name, value in {"Content-Type": "text/html", **headers}.items():
+        h.send_header(name, value)
+    h.send_header("Content-Length", str(len(data)))
+    h.end_headers()
+    h.wfile.write(data)
+    return status
+
+
+def _write_chunk(h: _RequestHandler, data: bytes) -> None:
+    """One HTTP/1.1 chunk; empty data writes the last chunk."""
+    h.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
+
+
+def _abort(h: _RequestHandler, reset: bool) -> None:
+    """Drop the connection mid-exchange: a TCP reset, or an end of stream without the last chunk."""
+    h.close_connection = True
+    if reset:
+        h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        h.rfile.close()  # release the makefile reference so close() really closes (and resets)
+        h.connection.close()
+    else:
+        h.connection.shutdown(socket.SHUT_RDWR)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m local.dify_simulator", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5001)
+    parser.add_argument("--mode", choices=sorted(MODES), default="chat")
+    parser.add_argument("--key", default="app-local", help="the API key the app answers to")
+    parser.add_argument("--required-input", action="append", default=[], metavar="NAME")
+    parser.add_argument("--optional-input", action="append", default=[], metavar="NAME")
+    parser.add_argument("--verbose", action="store_true", help="print one line per request")
+    args = parser.parse_args(argv)
+    app = App(
+        mode=args.mode,
+        required_inputs=tuple(args.required_input),
+        optional_inputs=tuple(args.optional_input),
+    )
+    with DifySimulator({args.key: app}, host=args.host, port=args.port, verbose=args.verbose) as sim:
+        print(f"Dify simulator: {app.name} at {sim.url} (API key {args.key}); Ctrl-C to stop", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,507 @@
+"""The Dify simulator behaves like Dify's Service API, checked over real loopback HTTP."""
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import urllib3
+from urllib3.exceptions import ProtocolError
+
+from local.dify_simulator import App, DifySimulator, Fault
+
+USER = "visitor-1"
+SOURCE = {
+    "position": 1,
+    "dataset_name": "Docs",
+    "document_name": "faq.md",
+    "content": "Opening hours",
+    "score": 0.9,
+}
+
+
+def make_apps() -> dict[str, App]:
+    return {
+        "chat": App(mode="chat", sources=[SOURCE]),
+        "chatflow": App(mode="advanced-chat", required_inputs=("topic",), optional_inputs=("page",)),
+        "agent-chat": App(mode="agent-chat", ping_every=2),
+        "agent": App(mode="agent", sources=[SOURCE]),
+        "completion": App(mode="completion"),
+        "workflow": App(mode="workflow", answer_output="result"),
+        "failing-workflow": App(mode="workflow", fail_workflow=True),
+        "moderated": App(mode="chat", moderated_replacement="[removed by moderation]"),
+        "quiet": App(mode="chat", suggested_after_answer=False),
+        "slow": App(mode="chat", stream_chunk_chars=2, stream_delay=0.05, ping_every=0),
+    }
+
+
+@pytest.fixture
+def sim():
+    with DifySimulator(apps=make_apps()) as simulator:
+        yield simulator
+
+
+# ---------------------------------------------------------------- helpers
+
+
+HTTP = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=5))
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Any
+    raw: bytes
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0]
+
+    def json(self) -> Any:
+        return json.loads(self.raw)
+
+    def events(self) -> list[dict]:
+        return parse_sse(self.raw)
+
+
+def headers_for(key: str | None, content_type: str = "application/json") -> dict[str, str]:
+    return {"Content-Type": content_type} | ({"Authorization": f"Bearer {key}"} if key is not None else {})
+
+
+def call(
+    sim: DifySimulator,
+    method: str,
+    path: str,
+    body: Any = None,
+    key: str | None = "chat",
+    content_type: str = "application/json",
+) -> Reply:
+    data = json.dumps(body) if isinstance(body, dict) else body
+    response = HTTP.request(method, sim.url + path, body=data, headers=headers_for(key, content_type))
+    return Reply(response.status, response.headers, response.data)
+
+
+def send(sim: DifySimulator, route: str = "/chat-messages", key: str = "chat", **fields: Any) -> Reply:
+    """POST a generation request with valid defaults that `fields` override (None drops a field)."""
+    body = {"inputs": {}, "query": "hello", "user": USER} | fields
+    return call(sim, "POST", route, {k: v for k, v in body.items() if v is not None}, key)
+
+
+def open_stream(sim: DifySimulator, key: str = "chat") -> urllib3.BaseHTTPResponse:
+    """A streaming chat request whose body is read chunk by chunk (one SSE event per chunk)."""
+    body = json.dumps({"inputs": {}, "query": "hello", "user": USER, "response_mode": "streaming"})
+    return HTTP.request(
+        "POST", sim.url + "/chat-messages", body=body, headers=headers_for(key), preload_content=False
+    )
+
+
+def parse_sse(raw: bytes) -> list[dict]:
+    """Events of an SSE body; a bare `event: ping` becomes {"event": "ping"}."""
+    events = []
+    for block in map(str.strip, raw.decode().split("\n\n")):
+        if block.startswith("data: "):
+            events.append(json.loads(block.removeprefix("data: ")))
+        elif block == "event: ping":
+            events.append({"event": "ping"})
+    return events
+
+
+def joined(events: list[dict], name: str) -> str:
+    return "".join(event["answer"] for event in events if event["event"] == name)
+
+
+def names(events: list[dict]) -> list[str]:
+    return [event["event"] for event in events if event["event"] != "ping"]
+
+
+def assert_error(reply: Reply, status: int, code: str) -> dict:
+    assert reply.content_type == "application/json"
+    body = reply.json()
+    assert (reply.status, body["status"], body["code"]) == (status, status, code)
+    assert set(body) == {"code", "message", "status"}
+    return body
+
+
+# ---------------------------------------------------------------- keys and routes
+
+
+@pytest.mark.parametrize("key", ["nope", "", None])
+def test_missing_or_unknown_key_is_unauthorized(sim, key):
+    assert_error(call(sim, "GET", "/info", key=key), 401, "unauthorized")
+
+
+def test_rotated_key_stops_working_and_the_new_one_reaches_the_same_app(sim):
+    first = send(sim).json()
+    sim.rotate_key("chat", "chat-v2")
+    assert_error(send(sim), 401, "unauthorized")
+    second = send(sim, key="chat-v2", conversation_id=first["conversation_id"]).json()
+    assert second["answer"].startswith("Turn 2:")
+
+
+def test_unknown_route_is_flask_plain_404(sim):
+    body = assert_error(call(sim, "GET", "/does-not-exist"), 404, "not_found")
+    assert body["message"].startswith("The requested URL was not found on the server.")
+
+
+def test_info_and_parameters_describe_the_app(sim):
+    assert call(sim, "GET", "/info", key="chatflow").json()["mode"] == "advanced-chat"
+    params = call(sim, "GET", "/parameters", key="chatflow").json()
+    form = {
+        item["text-input"]["variable"]: item["text-input"]["required"] for item in params["user_input_form"]
+    }
+    assert form == {"topic": True, "page": False}
+    assert params["opening_statement"] == "Hello! How can I help?"
+    assert params["suggested_questions_after_answer"] == {"enabled": True}
+
+
+def test_requests_are_recorded_with_lower_case_headers(sim):
+    send(sim, query="recorded")
+    recorded = sim.requests[-1]
+    assert (recorded.method, recorded.path) == ("POST", "/v1/chat-messages")
+    assert recorded.headers["authorization"] == "Bearer chat"
+    assert recorded.body["query"] == "recorded"
+    sim.clear_requests()
+    assert sim.requests == []
+
+
+# ---------------------------------------------------------------- chat messages
+
+
+def test_first_turn_starts_a_conversation_and_the_next_continues_it(sim):
+    first = send(sim).json()
+    assert uuid.UUID(first["conversation_id"])
+    assert first["id"] == first["message_id"]
+    assert first["answer"] == "Turn 1: you said 'hello'"
+    assert first["metadata"]["retriever_resources"] == [SOURCE]
+    assert first["metadata"]["usage"]["currency"] == "USD"
+    second = send(sim, query="again", conversation_id=first["conversation_id"]).json()
+    assert second["conversation_id"] == first["conversation_id"]
+    assert second["answer"] == "Turn 2: you said 'again'"
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_blank_conversation_id_starts_a_new_conversation(sim, blank):
+    first = send(sim).json()
+    reply = send(sim, conversation_id=blank).json()
+    assert reply["answer"].startswith("Turn 1:")
+    assert reply["conversation_id"] != first["conversation_id"]
+
+
+@pytest.mark.parametrize(
+    ("owner_key", "owner_user"), [(None, None), ("chat", "someone-else"), ("moderated", USER)]
+)
+def test_conversation_unknown_to_this_user_and_app_is_not_found(sim, owner_key, owner_user):
+    conversation_id = str(uuid.uuid4())
+    if owner_key:
+        conversation_id = send(sim, key=owner_key, user=owner_user).json()["conversation_id"]
+    body = assert_error(send(sim, conversation_id=conversation_id), 404, "not_found")
+    assert body["message"] == "Conversation Not Exists."
+
+
+def test_forgotten_conversations_are_not_found(sim):
+    conversation_id = send(sim).json()["conversation_id"]
+    sim.forget_conversations()
+    assert_error(send(sim, conversation_id=conversation_id), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"conversation_id": "widget-session-42"},
+        {"user": None},
+        {"user": ""},
+        {"inputs": None},
+        {"inputs": "topic=x"},
+        {"query": None},
+        {"query": " "},
+        {"response_mode": "sometimes"},
+    ],
+)
+def test_invalid_chat_requests_are_invalid_param(sim, fields):
+    assert_error(send(sim, **fields), 400, "invalid_param")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (b"{not json", "application/json", 400, "bad_request"),
+        (b"{}", "text/plain", 415, "unsupported_media_type"),
+    ],
+)
+def test_unreadable_bodies_are_refused(sim, body, content_type, status, code):
+    reply = call(sim, "POST", "/chat-messages", body, content_type=content_type)
+    assert_error(reply, status, code)
+
+
+def test_required_input_is_checked_on_every_turn_and_first_inputs_stick(sim):
+    first = send(sim, key="chatflow", inputs={"topic": "billing", "ignored": "x"}).json()
+    assert first["answer"] == "Turn 1: you said 'hello' [inputs: topic=billing]"
+    conversation_id = first["conversation_id"]
+    missing = assert_error(send(sim, key="chatflow", conversation_id=conversation_id), 400, "invalid_param")
+    assert missing["message"] == "topic is required in input form"
+    again = send(sim, key="chatflow", inputs={"topic": "sales"}, conversation_id=conversation_id).json()
+    assert again["answer"] == "Turn 2: you said 'hello' [inputs: topic=billing]"
+
+
+@pytest.mark.parametrize(
+    ("route", "key", "code"),
+    [
+        ("/chat-messages", "completion", "not_chat_app"),
+        ("/chat-messages", "workflow", "not_chat_app"),
+        ("/completion-messages", "chat", "app_unavailable"),
+        ("/workflows/run", "chatflow", "not_workflow_app"),
+        ("/messages?conversation_id=" + str(uuid.UUID(int=0)), "completion", "not_chat_app"),
+    ],
+)
+def test_route_refuses_other_app_types(sim, route, key, code):
+    reply = call(sim, "GET", route, key=key) if route.startswith("/messages") else send(sim, route, key)
+    assert_error(reply, 400, code)
+
+
+@pytest.mark.parametrize(("key", "code"), [("agent-chat", "invalid_param"), ("agent", "bad_request")])
+@pytest.mark.parametrize("response_mode", ["blocking", None])
+def test_agent_apps_refuse_blocking(sim, key, code, response_mode):
+    assert_error(send(sim, key=key, response_mode=response_mode), 400, code)
+
+
+# ---------------------------------------------------------------- streaming
+
+
+def test_chat_stream_is_sse_of_deltas_then_message_end(sim):
+    reply = send(sim, response_mode="streaming")
+    assert reply.status == 200
+    assert reply.content_type == "text/event-stream"
+    events = reply.events()
+    assert joined(events, "message") == "Turn 1: you said 'hello'"
+    assert names(events)[-1] == "message_end"
+    assert events[-1]["metadata"]["usage"]["total_tokens"] > 0
+    assert all(
+        {"task_id", "message_id", "conversation_id", "created_at"} <= set(e) for e in events if "answer" in e
+    )
+
+
+def test_agent_chat_stream_has_thoughts_pings_and_message_end(sim):
+    events = send(sim, key="agent-chat", response_mode="streaming").events()
+    assert names(events)[0] == "agent_thought"
+    assert joined(events, "agent_message") == "Turn 1: you said 'hello'"
+    assert {"event": "ping"} in events
+    assert names(events)[-1] == "message_end"
+    assert all(event["task_id"] == events[0]["task_id"] for event in events if event["event"] != "ping")
+
+
+def test_new_agent_closes_with_one_full_message_then_message_end(sim):
+    events = send(sim, key="agent", response_mode="streaming").events()
+    deltas = joined(events, "agent_message")
+    assert names(events)[-2:] == ["message", "message_end"]
+    assert events[-2]["answer"] == deltas == "Turn 1: you said 'hello'"
+    assert "retriever_resources" not in events[-1]["metadata"]
+
+
+def test_chatflow_stream_ends_with_workflow_finished_after_message_end(sim):
+    events = send(sim, key="chatflow", inputs={"topic": "t"}, response_mode="streaming").events()
+    order = names(events)
+    assert order[0] == "workflow_started"
+    assert order[-2:] == ["message_end", "workflow_finished"]
+    assert events[-1]["data"]["status"] == "succeeded"
+    assert joined(events, "message") == "Turn 1: you said 'hello' [inputs: topic=t]"
+
+
+def test_moderation_replaces_the_streamed_answer_everywhere(sim):
+    events = send(sim, key="moderated", response_mode="streaming").events()
+    replace = next(event for event in events if event["event"] == "message_replace")
+    assert replace["answer"] == "[removed by moderation]"
+    history = call(
+        sim, "GET", f"/messages?conversation_id={events[0]['conversation_id']}&user={USER}", key="moderated"
+    )
+    assert history.json()["data"][0]["answer"] == "[removed by moderation]"
+
+
+def test_stop_ends_a_running_stream_for_the_same_user_only(sim):
+    chunks = open_stream(sim, key="slow").read_chunked()
+    [first] = parse_sse(next(chunks))
+    stop_path = f"/chat-messages/{first['task_id']}/stop"
+    assert call(sim, "POST", stop_path, {"user": "intruder"}, "slow").json() == {"result": "success"}
+    assert first["task_id"] not in sim.stopped_tasks
+    assert call(sim, "POST", stop_path, {"user": USER}, "slow").json() == {"result": "success"}
+    assert first["task_id"] in sim.stopped_tasks
+    events = [first, *parse_sse(b"".join(chunks))]
+    assert names(events)[-1] == "message_end"
+    partial = joined(events, "message")
+    assert "Turn 1: you said 'hello'".startswith(partial) and len(partial) < len("Turn 1: you said 'hello'")
+
+
+# ---------------------------------------------------------------- completion and workflow apps
+
+
+@pytest.mark.parametrize("fields", [{"inputs": {"query": "translate"}}, {"inputs": {}, "query": "translate"}])
+def test_completion_reads_text_from_input_or_legacy_query(sim, fields):
+    reply = send(sim, "/completion-messages", "completion", **fields).json()
+    assert reply["mode"] == "completion"
+    assert "conversation_id" not in reply
+    assert reply["answer"].startswith("Turn 1: you said 'translate'")
+
+
+def test_completion_without_text_is_invalid_param(sim):
+    body = assert_error(send(sim, "/completion-messages", "completion", query=None), 400, "invalid_param")
+    assert body["message"] == "query is required in input form"
+
+
+def test_workflow_blocking_and_streaming_carry_outputs(sim):
+    blocking = send(sim, "/workflows/run", "workflow", inputs={"query": "hi"}, query=None).json()
+    assert blocking["data"]["status"] == "succeeded"
+    assert blocking["data"]["outputs"] == {"result": "Turn 1: you said 'hi' [inputs: query=hi]"}
+    assert blocking["workflow_run_id"] == blocking["data"]["id"]
+    events = send(
+        sim, "/workflows/run", "workflow", inputs={"query": "hi"}, response_mode="streaming"
+    ).events()
+    text = "".join(event["data"]["text"] for event in events if event["event"] == "text_chunk")
+    assert names(events)[-1] == "workflow_finished"
+    assert events[-1]["data"]["outputs"] == {"result": text}
+
+
+def test_failed_workflow_is_http_200_with_failed_status(sim):
+    reply = send(sim, "/workflows/run", "failing-workflow", inputs={"query": "hi"})
+    data = reply.json()["data"]
+    assert (reply.status, data["status"], data["outputs"]) == (200, "failed", {})
+    assert data["error"]
+
+
+# ---------------------------------------------------------------- history, feedback, suggestions, deletion
+
+
+def test_messages_are_newest_first_and_page_backwards(sim):
+    conversation_id = send(sim, query="q1").json()["conversation_id"]
+    for query in ("q2", "q3"):
+        send(sim, query=query, conversation_id=conversation_id)
+    path = f"/messages?conversation_id={conversation_id}&user={USER}"
+    page = call(sim, "GET", path + "&limit=2").json()
+    assert [m["query"] for m in page["data"]] == ["q3", "q2"]
+    assert page["has_more"] is True
+    older = call(sim, "GET", f"{path}&limit=2&first_id={page['data'][-1]['id']}").json()
+    assert ([m["query"] for m in older["data"]], older["has_more"]) == (["q1"], False)
+    assert_error(call(sim, "GET", path + "&limit=101"), 400, "invalid_param")
+    assert_error(
+        call(sim, "GET", f"/messages?conversation_id={conversation_id}&user=other"), 404, "not_found"
+    )
+
+
+def test_feedback_is_stored_and_shown_in_history(sim):
+    first = send(sim).json()
+    path = f"/messages/{first['message_id']}/feedbacks"
+    assert call(sim, "POST", path, {"rating": "like", "user": USER}).json() == {"result": "success"}
+    history = call(sim, "GET", f"/messages?conversation_id={first['conversation_id']}&user={USER}").json()
+    assert history["data"][0]["feedback"] == {"rating": "like"}
+    assert_error(call(sim, "POST", path, {"rating": "meh", "user": USER}), 400, "invalid_param")
+
+
+@pytest.mark.parametrize(
+    ("message_id", "message"),
+    [("not-a-uuid", "The requested URL was not found"), (str(uuid.uuid4()), "Message Not Exists.")],
+)
+def test_feedback_on_unknown_message_is_404(sim, message_id, message):
+    reply = call(sim, "POST", f"/messages/{message_id}/feedbacks", {"rating": "like", "user": USER})
+    assert assert_error(reply, 404, "not_found")["message"].startswith(message)
+
+
+def suggest(sim: DifySimulator, key: str) -> Reply:
+    message_id = send(sim, key=key).json()["message_id"]
+    return call(sim, "GET", f"/messages/{message_id}/suggested?user={USER}", key=key)
+
+
+def test_suggested_questions_come_in_threes(sim):
+    reply = suggest(sim, "chat").json()
+    assert (reply["result"], len(reply["data"])) == ("success", 3)
+
+
+def test_suggested_questions_switched_off_are_bad_request(sim):
+    assert_error(suggest(sim, "quiet"), 400, "bad_request")
+
+
+def test_delete_conversation_needs_json_and_then_forgets_it(sim):
+    conversation_id = send(sim).json()["conversation_id"]
+    path = f"/conversations/{conversation_id}"
+    no_json = call(sim, "DELETE", path, json.dumps({"user": USER}), content_type="text/plain")
+    assert no_json.status == 415
+    assert_error(call(sim, "DELETE", path, {"user": "other"}), 404, "not_found")
+    deleted = call(sim, "DELETE", path, {"user": USER})
+    assert (deleted.status, deleted.raw) == (204, b"")
+    assert_error(send(sim, conversation_id=conversation_id), 404, "not_found")
+
+
+# ---------------------------------------------------------------- faults
+
+
+def test_error_fault_uses_the_envelope_and_headers_once(sim):
+    sim.inject(Fault("error", status=429, code="too_many_requests", headers={"Retry-After": "2"}))
+    limited = send(sim)
+    assert_error(limited, 429, "too_many_requests")
+    assert limited.headers["Retry-After"] == "2"
+    assert send(sim).status == 200
+
+
+def test_fault_applies_only_to_matching_paths_until_cleared(sim):
+    sim.inject(Fault("error", status=503, path_contains="/parameters"), times=None)
+    assert call(sim, "GET", "/info").status == 200
+    assert [call(sim, "GET", "/parameters").status for _ in range(2)] == [503, 503]
+    sim.clear_faults()
+    assert call(sim, "GET", "/parameters").status == 200
+
+
+def test_html_fault_is_an_html_error_page(sim):
+    sim.inject(Fault("html", status=502))
+    reply = send(sim)
+    assert (reply.status, reply.content_type) == (502, "text/html")
+    assert b"<html>" in reply.raw
+
+
+def test_truncated_json_fault_is_200_with_unparseable_json(sim):
+    sim.inject(Fault("truncated_json"))
+    reply = send(sim)
+    assert (reply.status, reply.content_type) == (200, "application/json")
+    with pytest.raises(json.JSONDecodeError):
+        reply.json()
+
+
+def test_empty_answer_fault_gives_an_empty_answer(sim):
+    sim.inject(Fault("empty_answer"))
+    assert send(sim).json()["answer"] == ""
+
+
+def test_close_fault_drops_the_connection_without_a_response(sim):
+    sim.inject(Fault("close"))
+    with pytest.raises(ProtocolError, match="Connection aborted"):
+        send(sim)
+
+
+def test_slow_headers_fault_delays_the_response(sim):
+    sim.inject(Fault("slow_headers", delay=0.3))
+    started = time.monotonic()
+    assert send(sim).status == 200
+    assert time.monotonic() - started >= 0.3
+
+
+def test_stream_cut_fault_ends_the_stream_without_a_terminal_event(sim):
+    sim.inject(Fault("stream_cut"))
+    received = []
+    with pytest.raises(ProtocolError, match="ended prematurely"):
+        received.extend(open_stream(sim).read_chunked())
+    events = parse_sse(b"".join(received))
+    assert joined(events, "message")
+    assert "message_end" not in names(events)
+
+
+def test_stream_faults_leave_blocking_requests_alone(sim):
+    sim.inject(Fault("stream_cut"))
+    assert send(sim).status == 200
+    with pytest.raises(ProtocolError):
+        send(sim, response_mode="streaming")
+
+
+def test_error_event_fault_ends_the_stream_with_an_error_event(sim):
+    sim.inject(Fault("error_event"))
+    events = send(sim, key="chatflow", inputs={"topic": "t"}, response_mode="streaming").events()
+    assert names(events)[-2:] == ["workflow_finished", "error"]
+    assert events[-1]["code"] == "completion_request_error"
+    assert "message_end" not in names(events)
