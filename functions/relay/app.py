@@ -1,0 +1,60 @@
+"""Lambda entry point: routes of the widget API v1 mapped to the turn service."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+
+from relay import wiring
+from relay.errors import ErrorKind, RelayError
+from relay.settings import Settings
+from relay.widget import parse_chat_request
+
+logger = Logger()
+settings = Settings.from_env()
+turns = wiring.turn_service(settings)
+origins = settings.allowed_origins or ("",)
+app = APIGatewayRestResolver(
+    cors=CORSConfig(
+        allow_origin=origins[0],
+        extra_origins=list(origins[1:]),
+        expose_headers=["Retry-After"],
+        max_age=600,
+    )
+)
+
+
+@app.post("/v1/chat")
+def chat():
+    request = parse_chat_request(app.current_event.decoded_body, max_message_chars=settings.max_message_chars)
+    return turns.take_turn(request).to_json()
+
+
+def error_response(error: RelayError) -> Response:
+    return Response(
+        status_code=error.kind.status,
+        content_type=content_types.APPLICATION_JSON,
+        body=error.body(),
+        headers=error.headers(),
+    )
+
+
+@app.exception_handler(RelayError)
+def relay_error(error: RelayError) -> Response:
+    return error_response(error)
+
+
+@app.not_found
+def not_found(_: NotFoundError) -> Response:
+    return error_response(RelayError(ErrorKind.NOT_FOUND, "No such route."))
+
+
+@app.exception_handler(Exception)
+def unexpected_error(error: Exception) -> Response:
+    logger.exception("unexpected error")
+    return error_response(RelayError(ErrorKind.INTERNAL, "The relay failed unexpectedly. Please try again."))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event, context):
+    return app.resolve(event, context)

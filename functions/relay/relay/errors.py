@@ -1,0 +1,39 @@
+"""The errors a widget can receive: one status, code and retry hint per kind."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ErrorKind(Enum):
+    INVALID_REQUEST = (400, "invalid_request", False)
+    NOT_FOUND = (404, "not_found", False)
+    METHOD_NOT_ALLOWED = (405, "method_not_allowed", False)
+    MESSAGE_TOO_LONG = (413, "message_too_long", False)
+    UPSTREAM_ERROR = (502, "upstream_error", True)
+    UPSTREAM_REJECTED = (502, "upstream_rejected", False)
+    UPSTREAM_BUSY = (503, "upstream_busy", True)
+    UPSTREAM_QUOTA = (503, "upstream_quota", False)
+    UPSTREAM_TIMEOUT = (504, "upstream_timeout", True)
+    INTERNAL = (500, "internal_error", True)
+
+    def __init__(self, status: int, code: str, retryable: bool) -> None:
+        self.status = status
+        self.code = code
+        self.retryable = retryable
+
+
+class RelayError(Exception):
+    """An error the widget is told about. `message` is written for the widget: never Dify's raw text."""
+
+    def __init__(self, kind: ErrorKind, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.retry_after = retry_after
+
+    def body(self) -> dict:
+        return {"error": {"code": self.kind.code, "message": self.message, "retryable": self.kind.retryable}}
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}

@@ -1,0 +1,91 @@
+"""A visitor's turn: find the session, ask Dify in the right conversation, remember where it went."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from aws_lambda_powertools import Logger
+
+from .dify import Answer, ConversationNotFound, DifyClient, Question
+from .sessions import Session, SessionStore
+from .widget import ChatRequest
+
+logger = Logger(child=True)
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(24)  # 192 random bits, URL-safe
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    session_id: str
+    answer: Answer
+
+    def to_json(self) -> dict:
+        return {
+            "answer": self.answer.text,
+            "sessionId": self.session_id,
+            "conversationId": self.answer.conversation_id,
+            "messageId": self.answer.message_id,
+            "mode": self.answer.mode,
+        }
+
+
+class TurnService:
+    def __init__(
+        self,
+        dify: DifyClient,
+        sessions: SessionStore,
+        *,
+        session_ttl_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._dify = dify
+        self._sessions = sessions
+        self._ttl = session_ttl_seconds
+        self._clock = clock
+
+    def take_turn(self, request: ChatRequest) -> TurnResult:
+        now = self._clock()
+        session = self._session_for(request, now)
+        question = Question(query=request.message, user=session.user, conversation_id=session.conversation_id)
+        try:
+            answer = self._dify.chat(question)
+        except ConversationNotFound:
+            logger.info(
+                "Dify forgot the conversation; starting a new one", extra={"session": session.session_id}
+            )
+            answer = self._dify.chat(Question(query=request.message, user=session.user))
+        self._remember(session, answer, now)
+        logger.info(
+            "turn answered",
+            extra={
+                "session": session.session_id,
+                "message_chars": len(request.message),
+                "answer_chars": len(answer.text),
+            },
+        )
+        return TurnResult(session_id=session.session_id, answer=answer)
+
+    def _session_for(self, request: ChatRequest, now: float) -> Session:
+        stored = self._sessions.load(request.session_id, now) if request.session_id else None
+        if stored is not None:
+            return stored
+        session_id = request.session_id or new_session_id()
+        # expires_at 0 marks a session not saved yet.
+        return Session(
+            session_id=session_id, user=request.user or session_id, conversation_id=None, expires_at=0
+        )
+
+    def _remember(self, session: Session, answer: Answer, now: float) -> None:
+        # A continued turn writes only when something changed or half the idle window has passed.
+        unchanged = answer.conversation_id == session.conversation_id
+        if unchanged and session.expires_at - now > self._ttl / 2:
+            return
+        self._sessions.save(
+            replace(session, conversation_id=answer.conversation_id, expires_at=int(now) + self._ttl)
+        )

@@ -1,0 +1,55 @@
+"""The widget API v1: what a widget may send, checked before anything reaches Dify."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from .errors import ErrorKind, RelayError
+
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{8,128}")
+MAX_USER_CHARS = 255  # Dify stores `user` in a 255-character column
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    message: str
+    session_id: str | None
+    user: str | None
+
+
+def _invalid(message: str) -> RelayError:
+    return RelayError(ErrorKind.INVALID_REQUEST, message)
+
+
+def parse_chat_request(body: str | None, *, max_message_chars: int) -> ChatRequest:
+    try:
+        data = json.loads(body or "")
+    except ValueError:
+        raise _invalid("The request body must be a JSON object.") from None
+    if not isinstance(data, dict):
+        raise _invalid("The request body must be a JSON object.")
+
+    message = data.get("message")
+    if not isinstance(message, str) or not message.strip():
+        raise _invalid("'message' must be a non-blank string.")
+    if len(message) > max_message_chars:
+        raise RelayError(
+            ErrorKind.MESSAGE_TOO_LONG, f"'message' is longer than {max_message_chars} characters."
+        )
+    if "\x00" in message:
+        raise _invalid("'message' must not contain NUL characters.")
+
+    session_id = data.get("sessionId")
+    if session_id is not None and not (isinstance(session_id, str) and SESSION_ID.fullmatch(session_id)):
+        raise _invalid("'sessionId' must be 8 to 128 letters, digits, '_' or '-'.")
+
+    user = data.get("user")
+    if user is not None and not (
+        isinstance(user, str) and user.strip() and len(user) <= MAX_USER_CHARS and not _CONTROL.search(user)
+    ):
+        raise _invalid(f"'user' must be a non-blank string of at most {MAX_USER_CHARS} printable characters.")
+
+    return ChatRequest(message=message, session_id=session_id, user=user)

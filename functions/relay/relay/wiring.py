@@ -1,0 +1,34 @@
+"""Builds the relay's parts from its settings, once per container."""
+
+from __future__ import annotations
+
+import urllib3
+
+from .dify import DifyClient
+from .keys import KeyProvider, SecretsManagerKeyProvider, StaticKeyProvider
+from .sessions import DynamoDBSessionStore, InMemorySessionStore, SessionStore
+from .settings import Settings
+from .turns import TurnService
+
+
+def key_provider(settings: Settings) -> KeyProvider:
+    if settings.dify_api_key_secret:
+        return SecretsManagerKeyProvider(settings.dify_api_key_secret, max_age=settings.key_cache_seconds)
+    return StaticKeyProvider(settings.dify_api_key)
+
+
+def session_store(settings: Settings) -> SessionStore:
+    if settings.sessions_table:
+        return DynamoDBSessionStore(settings.sessions_table)
+    return InMemorySessionStore()
+
+
+def turn_service(settings: Settings) -> TurnService:
+    dify = DifyClient(
+        settings.dify_api_url,
+        key_provider(settings),
+        http=urllib3.PoolManager(maxsize=4),
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+    )
+    return TurnService(dify, session_store(settings), session_ttl_seconds=settings.session_ttl_seconds)

@@ -1,0 +1,53 @@
+import pytest
+
+from relay.settings import ConfigurationError, Settings
+
+BASE = {"DIFY_API_KEY_SECRET": "arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf"}
+
+
+def test_defaults_fit_dify_cloud():
+    settings = Settings.from_env(BASE)
+    assert settings.dify_api_url == "https://api.dify.ai/v1"
+    assert settings.dify_app_mode == "auto"
+    assert settings.max_message_chars == 4000
+    assert settings.allowed_origins == ()
+    assert settings.sessions_table is None
+
+
+def test_values_are_read_and_normalised():
+    settings = Settings.from_env(
+        BASE
+        | {
+            "DIFY_API_URL": "http://dify.internal/v1/",
+            "DIFY_APP_MODE": "Chatflow",
+            "ALLOWED_ORIGINS": " https://a.example , https://b.example/ ,",
+            "MAX_MESSAGE_CHARS": "1000",
+            "SESSIONS_TABLE": "sessions",
+        }
+    )
+    assert settings.dify_api_url == "http://dify.internal/v1"
+    assert settings.dify_app_mode == "chatflow"
+    assert settings.allowed_origins == ("https://a.example", "https://b.example")
+    assert settings.max_message_chars == 1000
+    assert settings.sessions_table == "sessions"
+
+
+def test_the_secret_wins_over_a_local_key():
+    settings = Settings.from_env(BASE | {"DIFY_API_KEY": "app-local"})
+    assert settings.dify_api_key is None
+    assert settings.dify_api_key_secret == BASE["DIFY_API_KEY_SECRET"]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        BASE | {"DIFY_APP_MODE": "agent-chat"},
+        BASE | {"MAX_MESSAGE_CHARS": "many"},
+        BASE | {"MAX_MESSAGE_CHARS": "0"},
+        BASE | {"SESSION_TTL_SECONDS": "60"},
+    ],
+)
+def test_unworkable_configuration_is_refused_with_a_reason(env):
+    with pytest.raises(ConfigurationError, match=r"\w+"):
+        Settings.from_env(env)

@@ -1,0 +1,122 @@
+import re
+import uuid
+
+import pytest
+
+from relay.dify import Answer, ConversationNotFound
+from relay.sessions import InMemorySessionStore, Session
+from relay.turns import TurnService
+from relay.widget import ChatRequest
+
+TTL = 1000
+
+
+class FakeDify:
+    """Answers like a Dify chat app: a new conversation id on a first turn, the same one after."""
+
+    def __init__(self):
+        self.questions = []
+        self.known = set()
+
+    def chat(self, question):
+        self.questions.append(question)
+        conversation = question.conversation_id
+        if conversation and conversation not in self.known:
+            raise ConversationNotFound()
+        conversation = conversation or str(uuid.uuid4())
+        self.known.add(conversation)
+        return Answer(f"answer {len(self.questions)}", conversation, str(uuid.uuid4()), "chat")
+
+
+class CountingStore(InMemorySessionStore):
+    def __init__(self):
+        super().__init__()
+        self.saves = 0
+
+    def save(self, session):
+        self.saves += 1
+        super().save(session)
+
+
+class Clock:
+    now = 10_000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def dify():
+    return FakeDify()
+
+
+@pytest.fixture
+def store():
+    return CountingStore()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def turns(dify, store, clock):
+    return TurnService(dify, store, session_ttl_seconds=TTL, clock=clock)
+
+
+def ask(turns, message="hello", session_id=None, user=None):
+    return turns.take_turn(ChatRequest(message=message, session_id=session_id, user=user)).to_json()
+
+
+def test_first_turn_creates_an_unguessable_session_and_a_new_conversation(turns, dify, store):
+    first, second = ask(turns), ask(turns)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{32}", first["sessionId"])
+    assert first["sessionId"] != second["sessionId"]
+    assert dify.questions[0].conversation_id is None
+    assert dify.questions[0].user == first["sessionId"]
+    assert store.saves == 2
+
+
+def test_continued_turn_sends_the_stored_conversation_and_user(turns, dify, store):
+    first = ask(turns, user="visitor-1")
+    second = ask(turns, session_id=first["sessionId"], user="someone-else")
+    assert second["conversationId"] == first["conversationId"]
+    assert dify.questions[1].conversation_id == first["conversationId"]
+    assert dify.questions[1].user == "visitor-1"
+    assert store.saves == 1  # nothing changed on the continued turn
+
+
+def test_widget_may_bring_its_own_session_id(turns, dify):
+    answer = ask(turns, session_id="widget-chosen-id")
+    assert answer["sessionId"] == "widget-chosen-id"
+    assert dify.questions[0].conversation_id is None  # never the session id
+
+
+def test_forgotten_conversation_is_restarted_once_and_remembered(turns, dify):
+    first = ask(turns)
+    dify.known.clear()
+    second = ask(turns, session_id=first["sessionId"])
+    third = ask(turns, session_id=first["sessionId"])
+    assert [q.conversation_id for q in dify.questions[1:3]] == [first["conversationId"], None]
+    assert second["conversationId"] not in (None, first["conversationId"])
+    assert third["conversationId"] == second["conversationId"]
+
+
+def test_idle_sessions_expire_and_active_ones_are_renewed(turns, store, clock):
+    first = ask(turns)
+    clock.now += TTL * 0.6
+    ask(turns, session_id=first["sessionId"])
+    assert store.saves == 2  # renewed: past half its idle window
+    clock.now += TTL * 0.9
+    assert store.load(first["sessionId"], clock.now) is not None
+    clock.now += TTL
+    fresh = ask(turns, session_id=first["sessionId"])
+    assert fresh["conversationId"] != first["conversationId"]
+
+
+def test_expired_sessions_are_not_loaded():
+    store = InMemorySessionStore()
+    store.save(Session("s" * 10, "u", None, expires_at=100))
+    assert store.load("s" * 10, now=99) is not None
+    assert store.load("s" * 10, now=100) is None

@@ -1,0 +1,65 @@
+import json
+
+import pytest
+
+from relay.errors import ErrorKind, RelayError
+from relay.widget import parse_chat_request
+
+
+def parse(body, limit=100):
+    return parse_chat_request(body if isinstance(body, str) else json.dumps(body), max_message_chars=limit)
+
+
+def test_a_message_alone_is_a_valid_first_turn():
+    request = parse({"message": "Hi there"})
+    assert (request.message, request.session_id, request.user) == ("Hi there", None, None)
+
+
+def test_session_and_user_are_carried_through():
+    request = parse({"message": "Hi", "sessionId": "abc_DEF-123", "user": "visitor-7"})
+    assert (request.session_id, request.user) == ("abc_DEF-123", "visitor-7")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "not json",
+        '{"message": ',
+        "[1, 2]",
+        '"just a string"',
+        {},
+        {"message": ""},
+        {"message": "   \n\t"},
+        {"message": 42},
+        {"message": ["hi"]},
+        {"message": "hi", "sessionId": "short"},
+        {"message": "hi", "sessionId": "x" * 129},
+        {"message": "hi", "sessionId": "has space in it"},
+        {"message": "hi", "sessionId": "../../etc/passwd"},
+        {"message": "hi", "sessionId": 12345678},
+        {"message": "hi", "user": ""},
+        {"message": "hi", "user": 7},
+        {"message": "hi", "user": "u" * 256},
+        {"message": "hi", "user": "bad\x00user"},
+        {"message": "nul\x00inside"},
+    ],
+)
+def test_malformed_requests_are_invalid(body):
+    with pytest.raises(RelayError) as caught:
+        parse(body)
+    assert caught.value.kind is ErrorKind.INVALID_REQUEST
+    assert caught.value.body()["error"]["retryable"] is False
+
+
+def test_session_id_limits_are_inclusive():
+    assert parse({"message": "hi", "sessionId": "a" * 8}).session_id == "a" * 8
+    assert parse({"message": "hi", "sessionId": "a" * 128}).session_id == "a" * 128
+
+
+def test_message_over_the_limit_is_too_long_and_at_the_limit_is_fine():
+    assert parse({"message": "x" * 100}).message == "x" * 100
+    with pytest.raises(RelayError) as caught:
+        parse({"message": "x" * 101})
+    assert caught.value.kind.status == 413
+    assert caught.value.kind.code == "message_too_long"
