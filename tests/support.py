@@ -1,0 +1,59 @@
+"""Helpers shared by the integration and template tests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@cache
+def template() -> dict:
+    from cfnlint.decode import cfn_yaml
+
+    return cfn_yaml.load(str(ROOT / "template.yaml"))
+
+
+def resource(name: str) -> dict:
+    return template()["Resources"][name]
+
+
+def create_sessions_table(dynamodb, name: str) -> None:
+    """Creates the sessions table exactly as template.yaml declares it."""
+    props = resource("SessionsTable")["Properties"]
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode=props["BillingMode"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+    )
+    ttl = props["TimeToLiveSpecification"]
+    dynamodb.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": ttl["Enabled"]},
+    )
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    raw_body: str
+
+    @property
+    def json(self):
+        return json.loads(self.raw_body)
+
+    @property
+    def error_code(self) -> str | None:
+        return self.json.get("error", {}).get("code")
+
+
+def reply_from(result: dict) -> Reply:
+    headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers[name.lower()] = ",".join(values)
+    return Reply(result["statusCode"], headers, result.get("body") or "")

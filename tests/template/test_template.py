@@ -1,0 +1,95 @@
+"""template.yaml agrees with the code it deploys."""
+
+import json
+import re
+
+import pytest
+
+from relay.keys import PLACEHOLDER
+from relay.settings import APP_MODES
+from tests.support import ROOT, resource, template
+
+FUNCTION = resource("RelayFunction")["Properties"]
+
+
+def test_function_runs_python_313_on_arm64_with_the_dependencies_layer():
+    assert FUNCTION["Runtime"] == "python3.13"
+    assert FUNCTION["Architectures"] == ["arm64"]
+    assert FUNCTION["Layers"] == [{"Ref": "DependenciesLayer"}]
+    module, _, function = FUNCTION["Handler"].rpartition(".")
+    source = (ROOT / FUNCTION["CodeUri"] / f"{module}.py").read_text()
+    assert f"def {function}(" in source
+
+
+def test_function_gets_every_setting_the_relay_reads():
+    variables = FUNCTION["Environment"]["Variables"]
+    for name in (
+        "DIFY_API_URL",
+        "DIFY_APP_MODE",
+        "DIFY_API_KEY_SECRET",
+        "ALLOWED_ORIGINS",
+        "SESSIONS_TABLE",
+        "SESSION_TTL_SECONDS",
+        "MAX_MESSAGE_CHARS",
+    ):
+        assert name in variables
+    assert "DIFY_API_KEY" not in variables  # the key itself only ever lives in Secrets Manager
+
+
+def test_app_modes_offered_are_the_ones_the_relay_accepts():
+    assert tuple(template()["Parameters"]["DifyAppMode"]["AllowedValues"]) == APP_MODES
+
+
+def statements():
+    for policy in FUNCTION["Policies"]:
+        yield from policy["Statement"]
+
+
+def test_policies_name_exact_actions_and_resources():
+    for statement in statements():
+        actions = statement["Action"]
+        assert all("*" not in action for action in actions)
+        assert "*" not in json.dumps(statement["Resource"])
+    granted = {action for statement in statements() for action in statement["Action"]}
+    assert "secretsmanager:GetSecretValue" in granted
+    assert not {"dynamodb:Scan", "dynamodb:Query", "secretsmanager:PutSecretValue"} & granted
+
+
+def test_sessions_expire_through_the_table_ttl():
+    props = resource("SessionsTable")["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+
+
+def test_the_created_secret_starts_with_the_placeholder_the_relay_recognises():
+    assert resource("DifyAppKeySecret")["Properties"]["SecretString"] == PLACEHOLDER
+
+
+@pytest.mark.parametrize("kind", ["DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED", "INTEGRATION_TIMEOUT"])
+def test_gateway_generated_errors_carry_cors_and_the_error_envelope(kind):
+    response = resource("RelayApi")["Properties"]["GatewayResponses"][kind]
+    assert "Access-Control-Allow-Origin" in response["ResponseParameters"]["Headers"]
+    body = response["ResponseTemplates"]["application/json"].replace("$context.error.messageString", '"m"')
+    error = json.loads(body)["error"]
+    assert set(error) == {"code", "message", "retryable"}
+
+
+def routes():
+    return {
+        (event["Properties"]["Path"], event["Properties"]["Method"].upper())
+        for event in FUNCTION["Events"].values()
+    }
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "events").glob("*.json")), ids=lambda p: p.name)
+def test_every_sample_event_is_a_route_of_the_api(path):
+    event = json.loads(path.read_text())
+    assert (event["resource"], event["httpMethod"]) in routes()
+    assert event["requestContext"]["stage"] == resource("RelayApi")["Properties"]["StageName"]
+
+
+def test_runtime_dependencies_are_pinned_exactly():
+    lines = (ROOT / "layers/deps/requirements.txt").read_text().splitlines()
+    requirements = [line for line in lines if line.strip() and not line.startswith("#")]
+    assert requirements
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][A-Za-z0-9.]*", line.strip()) for line in requirements)
