@@ -1,0 +1,110 @@
+"""`make local`: the widget API on localhost, served by the same handler Lambda runs.
+
+With no DIFY_API_KEY, an embedded Dify simulator answers, so a first turn works with nothing set up.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from local.apigw import LambdaContext, rest_event
+
+ROOT = Path(__file__).resolve().parent.parent
+# What each DIFY_APP_MODE looks like inside Dify (the simulated app's `mode`).
+SIMULATED_MODES = {
+    "auto": "chat",
+    "chat": "chat",
+    "chatflow": "advanced-chat",
+    "agent": "agent-chat",
+    "completion": "completion",
+    "workflow": "workflow",
+}
+MAX_BODY_BYTES = 1_000_000
+
+
+def start_simulator(mode: str):
+    from local.dify_simulator import App, DifySimulator
+
+    key = "app-local-" + secrets.token_hex(8)
+    simulator = DifySimulator(apps={key: App(mode=SIMULATED_MODES.get(mode, "chat"))}).start()
+    return simulator, key
+
+
+def make_handler(lambda_handler):
+    # The resolver keeps the current event on a module-level object: one call at a time, as in Lambda.
+    lock = threading.Lock()
+
+    class RequestHandler(BaseHTTPRequestHandler):
+        server_version = "dify-relay-local"
+
+        def _relay(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                self.send_error(413)
+                return
+            body = self.rfile.read(length).decode("utf-8", "replace") if length else None
+            path, _, query = self.path.partition("?")
+            event = rest_event(
+                self.command,
+                path,
+                headers=dict(self.headers.items()),
+                body=body,
+                query=query,
+                source_ip=self.client_address[0],
+            )
+            with lock:
+                result = lambda_handler(event, LambdaContext())
+            payload = (result.get("body") or "").encode()
+            self.send_response(result["statusCode"])
+            multi = result.get("multiValueHeaders") or {}
+            for name, value in (result.get("headers") or {}).items():
+                multi.setdefault(name, [value])
+            for name, values in multi.items():
+                for value in values:
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = _relay
+
+        def log_message(self, format: str, *args) -> None:
+            sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+    return RequestHandler
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT / "functions" / "relay"))
+    os.environ.setdefault("ALLOWED_ORIGINS", "*")
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "dify-relay")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    simulator = None
+    if not os.environ.get("DIFY_API_KEY"):
+        simulator, key = start_simulator(os.environ.get("DIFY_APP_MODE", "auto").lower())
+        os.environ["DIFY_API_URL"] = simulator.url
+        os.environ["DIFY_API_KEY"] = key
+        print(f"No DIFY_API_KEY given: answering from the Dify simulator at {simulator.url}")
+
+    from app import lambda_handler
+
+    port = int(os.environ.get("PORT", "3000"))
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(lambda_handler))
+    print(f"Dify Relay listening on http://127.0.0.1:{port}  (POST /v1/chat)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        if simulator is not None:
+            simulator.stop()
+
+
+if __name__ == "__main__":
+    main()
