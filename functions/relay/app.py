@@ -26,7 +26,11 @@ app = APIGatewayRestResolver(
 
 @app.post("/v1/chat")
 def chat():
-    request = parse_chat_request(app.current_event.decoded_body, max_message_chars=settings.max_message_chars)
+    request = parse_chat_request(
+        app.current_event.decoded_body,
+        max_message_chars=settings.max_message_chars,
+        allowed_inputs=settings.allowed_inputs,
+    )
     return turns.take_turn(request).to_json()
 
 

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from relay.keys import PLACEHOLDER
-from relay.settings import APP_MODES
+from relay.settings import APP_MODES, UPSTREAM_MODES, Settings
 from tests.support import ROOT, resource, template
 
 FUNCTION = resource("RelayFunction")["Properties"]
@@ -31,13 +31,32 @@ def test_function_gets_every_setting_the_relay_reads():
         "SESSIONS_TABLE",
         "SESSION_TTL_SECONDS",
         "MAX_MESSAGE_CHARS",
+        "UPSTREAM_MODE",
+        "QUERY_INPUT",
+        "ANSWER_OUTPUT",
+        "DIFY_INPUTS",
+        "ALLOWED_INPUTS",
     ):
         assert name in variables
     assert "DIFY_API_KEY" not in variables  # the key itself only ever lives in Secrets Manager
 
 
-def test_app_modes_offered_are_the_ones_the_relay_accepts():
+def test_modes_offered_are_the_ones_the_relay_accepts():
     assert tuple(template()["Parameters"]["DifyAppMode"]["AllowedValues"]) == APP_MODES
+    assert tuple(template()["Parameters"]["UpstreamMode"]["AllowedValues"]) == UPSTREAM_MODES
+
+
+def test_default_parameters_make_valid_settings():
+    params = template()["Parameters"]
+    variables = FUNCTION["Environment"]["Variables"]
+    env = {
+        name: str(params[value["Ref"]]["Default"])
+        for name, value in variables.items()
+        if isinstance(value, dict) and "Ref" in value and value["Ref"] in params
+    }
+    settings = Settings.from_env(env | {"DIFY_API_KEY_SECRET": "arn:aws:secretsmanager:r:1:secret:k"})
+    assert settings.dify_inputs == {} and settings.allowed_inputs == frozenset()
+    assert settings.allowed_origins == ("http://localhost:8080",)
 
 
 def statements():

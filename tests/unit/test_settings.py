@@ -12,6 +12,12 @@ def test_defaults_fit_dify_cloud():
     assert settings.max_message_chars == 4000
     assert settings.allowed_origins == ()
     assert settings.sessions_table is None
+    assert (settings.upstream_mode, settings.query_input, settings.answer_output) == (
+        "auto",
+        "query",
+        "answer",
+    )
+    assert settings.dify_inputs == {} and settings.allowed_inputs == frozenset()
 
 
 def test_values_are_read_and_normalised():
@@ -23,8 +29,14 @@ def test_values_are_read_and_normalised():
             "ALLOWED_ORIGINS": " https://a.example , https://b.example/ ,",
             "MAX_MESSAGE_CHARS": "1000",
             "SESSIONS_TABLE": "sessions",
+            "UPSTREAM_MODE": "Streaming",
+            "DIFY_INPUTS": '{"topic": "billing"}',
+            "ALLOWED_INPUTS": "lang, topic,",
         }
     )
+    assert settings.upstream_mode == "streaming"
+    assert settings.dify_inputs == {"topic": "billing"}
+    assert settings.allowed_inputs == {"lang", "topic"}
     assert settings.dify_api_url == "http://dify.internal/v1"
     assert settings.dify_app_mode == "chatflow"
     assert settings.allowed_origins == ("https://a.example", "https://b.example")
@@ -46,6 +58,9 @@ def test_the_secret_wins_over_a_local_key():
         BASE | {"MAX_MESSAGE_CHARS": "many"},
         BASE | {"MAX_MESSAGE_CHARS": "0"},
         BASE | {"SESSION_TTL_SECONDS": "60"},
+        BASE | {"UPSTREAM_MODE": "sometimes"},
+        BASE | {"DIFY_INPUTS": "[1, 2]"},
+        BASE | {"DIFY_INPUTS": "{topic: billing}"},
     ],
 )
 def test_unworkable_configuration_is_refused_with_a_reason(env):

@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from relay.dify import Answer, ConversationNotFound
+from relay.dify import RELAY_MODES, Answer, ConversationNotFound
 from relay.sessions import InMemorySessionStore, Session
 from relay.turns import TurnService
 from relay.widget import ChatRequest
@@ -16,16 +16,23 @@ class FakeDify:
 
     def __init__(self):
         self.questions = []
+        self.calls = []
         self.known = set()
+        self.mode_lookups = 0
 
-    def chat(self, question):
+    def app_mode(self):
+        self.mode_lookups += 1
+        return "advanced-chat"
+
+    def ask(self, question, *, app_mode, streaming=False):
         self.questions.append(question)
+        self.calls.append((app_mode, streaming))
         conversation = question.conversation_id
         if conversation and conversation not in self.known:
             raise ConversationNotFound()
         conversation = conversation or str(uuid.uuid4())
         self.known.add(conversation)
-        return Answer(f"answer {len(self.questions)}", conversation, str(uuid.uuid4()), "chat")
+        return Answer(f"answer {len(self.questions)}", conversation, str(uuid.uuid4()), RELAY_MODES[app_mode])
 
 
 class CountingStore(InMemorySessionStore):
@@ -65,8 +72,9 @@ def turns(dify, store, clock):
     return TurnService(dify, store, session_ttl_seconds=TTL, clock=clock)
 
 
-def ask(turns, message="hello", session_id=None, user=None):
-    return turns.take_turn(ChatRequest(message=message, session_id=session_id, user=user)).to_json()
+def ask(turns, message="hello", session_id=None, user=None, inputs=None):
+    request = ChatRequest(message=message, session_id=session_id, user=user, inputs=inputs or {})
+    return turns.take_turn(request).to_json()
 
 
 def test_first_turn_creates_an_unguessable_session_and_a_new_conversation(turns, dify, store):
@@ -120,3 +128,44 @@ def test_expired_sessions_are_not_loaded():
     store.save(Session("s" * 10, "u", None, expires_at=100))
     assert store.load("s" * 10, now=99) is not None
     assert store.load("s" * 10, now=100) is None
+
+
+def test_configured_app_mode_is_used_without_asking_dify(dify, store):
+    turns = TurnService(dify, store, session_ttl_seconds=TTL, app_mode="agent", upstream_mode="auto")
+    assert ask(turns)["mode"] == "agent"
+    assert dify.mode_lookups == 0
+    assert dify.calls == [("agent-chat", False)]
+
+
+def test_auto_mode_routes_by_what_dify_reports(turns, dify):
+    ask(turns)
+    assert dify.calls == [("advanced-chat", False)]
+
+
+def test_streaming_upstream_mode_streams_every_turn(dify, store):
+    turns = TurnService(dify, store, session_ttl_seconds=TTL, app_mode="chat", upstream_mode="streaming")
+    ask(turns)
+    assert dify.calls == [("chat", True)]
+
+
+def test_widget_inputs_override_server_defaults_on_every_turn(dify, store):
+    turns = TurnService(
+        dify, store, session_ttl_seconds=TTL, default_inputs={"topic": "billing", "lang": "en"}
+    )
+    first = ask(turns, inputs={"lang": "de"})
+    ask(turns, session_id=first["sessionId"])
+    assert dify.questions[0].inputs == {"topic": "billing", "lang": "de"}
+    assert dify.questions[1].inputs == {"topic": "billing", "lang": "en"}
+
+
+def test_usage_and_sources_are_reported_only_when_dify_sent_them():
+    from relay.turns import TurnResult
+
+    bare = TurnResult("s" * 10, Answer("hi", None, None, "completion")).to_json()
+    assert "usage" not in bare and "sources" not in bare
+    rich = TurnResult(
+        "s" * 10,
+        Answer("hi", None, None, "chat", usage={"totalTokens": 3}, sources=[{"title": "t", "snippet": "x"}]),
+    ).to_json()
+    assert rich["usage"] == {"totalTokens": 3}
+    assert rich["sources"] == [{"title": "t", "snippet": "x"}]

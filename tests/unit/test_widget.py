@@ -63,3 +63,40 @@ def test_message_over_the_limit_is_too_long_and_at_the_limit_is_fine():
         parse({"message": "x" * 101})
     assert caught.value.kind.status == 413
     assert caught.value.kind.code == "message_too_long"
+
+
+ALLOWED = frozenset({"lang", "level"})
+
+
+def parse_inputs(inputs):
+    body = json.dumps({"message": "hi", "inputs": inputs})
+    return parse_chat_request(body, max_message_chars=100, allowed_inputs=ALLOWED).inputs
+
+
+def test_allowed_inputs_pass_through_with_plain_values():
+    assert parse_inputs({"lang": "de", "level": 3}) == {"lang": "de", "level": 3}
+    assert parse_inputs({"level": True}) == {"level": True}
+    assert parse_inputs({"level": 2.5}) == {"level": 2.5}
+    assert parse_inputs({}) == {}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "named"),
+    [
+        ({"topic": "x"}, "inputs.topic"),
+        ({"lang": "de", "__proto__": "x"}, "inputs.__proto__"),
+        ({"lang": None}, "inputs.lang"),
+        ({"lang": ["de"]}, "inputs.lang"),
+        ({"lang": {"nested": 1}}, "inputs.lang"),
+        ({"lang": "x" * 2001}, "inputs.lang"),
+        ({"lang": "bell\x07"}, "inputs.lang"),
+        ({"level": float("inf")}, "inputs.level"),
+        ({"level": float("nan")}, "inputs.level"),
+        ("lang=de", "'inputs'"),
+    ],
+)
+def test_other_inputs_are_refused_by_name(inputs, named):
+    with pytest.raises(RelayError) as caught:
+        parse_inputs(inputs)
+    assert caught.value.kind is ErrorKind.INVALID_REQUEST
+    assert named in caught.value.message

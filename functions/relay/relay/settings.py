@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 APP_MODES = ("auto", "chat", "chatflow", "agent", "completion", "workflow")
+UPSTREAM_MODES = ("auto", "blocking", "streaming")
 
 
 class ConfigurationError(ValueError):
@@ -17,6 +19,11 @@ class ConfigurationError(ValueError):
 class Settings:
     dify_api_url: str
     dify_app_mode: str
+    upstream_mode: str
+    query_input: str
+    answer_output: str
+    dify_inputs: dict
+    allowed_inputs: frozenset[str]
     dify_api_key_secret: str | None
     dify_api_key: str | None
     allowed_origins: tuple[str, ...]
@@ -45,24 +52,38 @@ class Settings:
                 raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
             return value
 
-        mode = text("DIFY_APP_MODE", "auto").lower()
-        if mode not in APP_MODES:
-            raise ConfigurationError(f"DIFY_APP_MODE must be one of {', '.join(APP_MODES)}, got {mode!r}")
+        def choice(name: str, choices: tuple[str, ...]) -> str:
+            value = text(name, choices[0]).lower()
+            if value not in choices:
+                raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+            return value
+
+        def names(name: str) -> list[str]:
+            return [part.strip() for part in (text(name) or "").split(",") if part.strip()]
+
+        try:
+            dify_inputs = json.loads(text("DIFY_INPUTS", "{}"))
+        except ValueError:
+            raise ConfigurationError("DIFY_INPUTS must be a JSON object") from None
+        if not isinstance(dify_inputs, dict):
+            raise ConfigurationError("DIFY_INPUTS must be a JSON object")
         secret, key = text("DIFY_API_KEY_SECRET"), text("DIFY_API_KEY")
         if not secret and not key:
             raise ConfigurationError(
                 "set DIFY_API_KEY_SECRET (a Secrets Manager secret) or, locally, DIFY_API_KEY"
             )
-        origins = tuple(
-            o.strip().rstrip("/") for o in (text("ALLOWED_ORIGINS") or "").split(",") if o.strip()
-        )
 
         return cls(
             dify_api_url=text("DIFY_API_URL", "https://api.dify.ai/v1").rstrip("/"),
-            dify_app_mode=mode,
+            dify_app_mode=choice("DIFY_APP_MODE", APP_MODES),
+            upstream_mode=choice("UPSTREAM_MODE", UPSTREAM_MODES),
+            query_input=text("QUERY_INPUT", "query"),
+            answer_output=text("ANSWER_OUTPUT", "answer"),
+            dify_inputs=dify_inputs,
+            allowed_inputs=frozenset(names("ALLOWED_INPUTS")),
             dify_api_key_secret=secret,
             dify_api_key=None if secret else key,
-            allowed_origins=origins,
+            allowed_origins=tuple(origin.rstrip("/") for origin in names("ALLOWED_ORIGINS")),
             sessions_table=text("SESSIONS_TABLE"),
             session_ttl_seconds=number("SESSION_TTL_SECONDS", 7 * 24 * 3600, 300),
             max_message_chars=number("MAX_MESSAGE_CHARS", 4000, 1),

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 from aws_lambda_powertools import Logger
 
-from .dify import Answer, ConversationNotFound, DifyClient, Question
+from .dify import CONFIGURED_MODES, Answer, ConversationNotFound, DifyClient, Question
 from .sessions import Session, SessionStore
 from .widget import ChatRequest
 
@@ -26,13 +26,18 @@ class TurnResult:
     answer: Answer
 
     def to_json(self) -> dict:
-        return {
+        body = {
             "answer": self.answer.text,
             "sessionId": self.session_id,
             "conversationId": self.answer.conversation_id,
             "messageId": self.answer.message_id,
             "mode": self.answer.mode,
         }
+        if self.answer.usage:
+            body["usage"] = self.answer.usage
+        if self.answer.sources:
+            body["sources"] = self.answer.sources
+        return body
 
 
 class TurnService:
@@ -42,24 +47,35 @@ class TurnService:
         sessions: SessionStore,
         *,
         session_ttl_seconds: int,
+        app_mode: str = "auto",
+        upstream_mode: str = "auto",
+        default_inputs: dict | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._dify = dify
         self._sessions = sessions
         self._ttl = session_ttl_seconds
+        self._app_mode = CONFIGURED_MODES.get(app_mode)  # None: ask Dify
+        self._streaming = upstream_mode == "streaming"  # otherwise blocking wherever Dify allows it
+        self._default_inputs = default_inputs or {}
         self._clock = clock
 
     def take_turn(self, request: ChatRequest) -> TurnResult:
         now = self._clock()
         session = self._session_for(request, now)
-        question = Question(query=request.message, user=session.user, conversation_id=session.conversation_id)
+        app_mode = self._app_mode or self._dify.app_mode()
+        question = Question(
+            query=request.message,
+            user=session.user,
+            conversation_id=session.conversation_id,
+            inputs={**self._default_inputs, **request.inputs},
+        )
         try:
-            answer = self._dify.chat(question)
+            answer = self._dify.ask(question, app_mode=app_mode, streaming=self._streaming)
         except ConversationNotFound:
-            logger.info(
-                "Dify forgot the conversation; starting a new one", extra={"session": session.session_id}
-            )
-            answer = self._dify.chat(Question(query=request.message, user=session.user))
+            logger.info("Dify forgot the conversation; starting anew", extra={"session": session.session_id})
+            question = replace(question, conversation_id=None)
+            answer = self._dify.ask(question, app_mode=app_mode, streaming=self._streaming)
         self._remember(session, answer, now)
         logger.info(
             "turn answered",

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import ErrorKind, RelayError
 
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{8,128}")
 MAX_USER_CHARS = 255  # Dify stores `user` in a 255-character column
+MAX_INPUT_CHARS = 2000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -18,13 +20,16 @@ class ChatRequest:
     message: str
     session_id: str | None
     user: str | None
+    inputs: dict = field(default_factory=dict)
 
 
 def _invalid(message: str) -> RelayError:
     return RelayError(ErrorKind.INVALID_REQUEST, message)
 
 
-def parse_chat_request(body: str | None, *, max_message_chars: int) -> ChatRequest:
+def parse_chat_request(
+    body: str | None, *, max_message_chars: int, allowed_inputs: frozenset[str] = frozenset()
+) -> ChatRequest:
     try:
         data = json.loads(body or "")
     except ValueError:
@@ -52,4 +57,26 @@ def parse_chat_request(body: str | None, *, max_message_chars: int) -> ChatReque
     ):
         raise _invalid(f"'user' must be a non-blank string of at most {MAX_USER_CHARS} printable characters.")
 
-    return ChatRequest(message=message, session_id=session_id, user=user)
+    return ChatRequest(
+        message=message, session_id=session_id, user=user, inputs=_inputs(data.get("inputs"), allowed_inputs)
+    )
+
+
+def _inputs(inputs, allowed: frozenset[str]) -> dict:
+    """App variables a widget may set: only the names the site owner allowed, only plain values."""
+    if inputs is None:
+        return {}
+    if not isinstance(inputs, dict):
+        raise _invalid("'inputs' must be a JSON object.")
+    for name, value in inputs.items():
+        if name not in allowed:
+            raise _invalid(f"'inputs.{name[:64]}' is not an input this assistant accepts.")
+        if isinstance(value, str):
+            ok = len(value) <= MAX_INPUT_CHARS and not _CONTROL.search(value)
+        else:
+            ok = isinstance(value, bool) or (isinstance(value, int | float) and math.isfinite(value))
+        if not ok:
+            raise _invalid(
+                f"'inputs.{name}' must be a number, a boolean or a string of up to {MAX_INPUT_CHARS} chars."
+            )
+    return inputs

@@ -30,5 +30,14 @@ def turn_service(settings: Settings) -> TurnService:
         http=urllib3.PoolManager(maxsize=4),
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
+        query_input=settings.query_input,
+        answer_output=settings.answer_output,
     )
-    return TurnService(dify, session_store(settings), session_ttl_seconds=settings.session_ttl_seconds)
+    return TurnService(
+        dify,
+        session_store(settings),
+        session_ttl_seconds=settings.session_ttl_seconds,
+        app_mode=settings.dify_app_mode,
+        upstream_mode=settings.upstream_mode,
+        default_inputs=settings.dify_inputs,
+    )
