@@ -27,12 +27,17 @@ SIMULATED_MODES = {
 MAX_BODY_BYTES = 1_000_000
 
 
-def start_simulator(mode: str):
+def start_simulator(env) -> tuple:
+    """A simulated Dify app: SIMULATED_APP (a Dify mode) or the one DIFY_APP_MODE names."""
     from local.dify_simulator import App, DifySimulator
 
+    mode = env.get("SIMULATED_APP") or SIMULATED_MODES.get(env.get("DIFY_APP_MODE", "auto").lower(), "chat")
+    required = tuple(
+        name.strip() for name in env.get("SIMULATED_REQUIRED_INPUTS", "").split(",") if name.strip()
+    )
     key = "app-local-" + secrets.token_hex(8)
-    simulator = DifySimulator(apps={key: App(mode=SIMULATED_MODES.get(mode, "chat"))}).start()
-    return simulator, key
+    app = App(mode=mode, required_inputs=required, query_input=env.get("QUERY_INPUT") or "query")
+    return DifySimulator(apps={key: app}).start(), key
 
 
 def make_handler(lambda_handler):
@@ -86,16 +91,17 @@ def main() -> None:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     simulator = None
     if not os.environ.get("DIFY_API_KEY"):
-        simulator, key = start_simulator(os.environ.get("DIFY_APP_MODE", "auto").lower())
+        simulator, key = start_simulator(os.environ)
         os.environ["DIFY_API_URL"] = simulator.url
         os.environ["DIFY_API_KEY"] = key
-        print(f"No DIFY_API_KEY given: answering from the Dify simulator at {simulator.url}")
+        mode = simulator.apps[key].mode
+        print(f"No DIFY_API_KEY given: a simulated Dify {mode} app answers at {simulator.url}", flush=True)
 
     from app import lambda_handler
 
     port = int(os.environ.get("PORT", "3000"))
     server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(lambda_handler))
-    print(f"Dify Relay listening on http://127.0.0.1:{port}  (POST /v1/chat)")
+    print(f"Dify Relay listening on http://127.0.0.1:{port}  (POST /v1/chat)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

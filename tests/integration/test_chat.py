@@ -21,7 +21,8 @@ def test_first_turn_answers_and_starts_a_dify_conversation(relay, simulator):
     reply = relay.chat({"message": "Hello there"})
     assert reply.status == 200
     body = reply.json
-    assert set(body) == {"answer", "sessionId", "conversationId", "messageId", "mode"}
+    assert {"answer", "sessionId", "conversationId", "messageId", "mode"} <= set(body)
+    assert body["usage"]["totalTokens"] == body["usage"]["promptTokens"] + body["usage"]["completionTokens"]
     assert body["answer"].startswith("Turn 1: you said 'Hello there'")
     assert re.fullmatch(r"[A-Za-z0-9_-]{22,}", body["sessionId"])
     assert is_uuid(body["conversationId"]) and is_uuid(body["messageId"])
