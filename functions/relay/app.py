@@ -1,27 +1,31 @@
 """Lambda entry point: routes of the widget API v1 mapped to the turn service."""
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
 from relay import wiring
 from relay.errors import ErrorKind, RelayError
+from relay.origins import OriginPolicy
 from relay.settings import Settings
 from relay.widget import parse_chat_request
 
 logger = Logger()
 settings = Settings.from_env()
 turns = wiring.turn_service(settings)
-origins = settings.allowed_origins or ("",)
-app = APIGatewayRestResolver(
-    cors=CORSConfig(
-        allow_origin=origins[0],
-        extra_origins=list(origins[1:]),
-        expose_headers=["Retry-After"],
-        max_age=600,
-    )
-)
+origins = OriginPolicy(settings.allowed_origins, require_origin=settings.require_origin)
+app = APIGatewayRestResolver(cors=origins)
+
+
+def enforce_origin(app: APIGatewayRestResolver, next_middleware):
+    # CORS only stops a browser from reading the answer; the allow-list must stop the call itself.
+    if not origins.permits(app.current_event.headers.get("origin")):
+        raise RelayError(ErrorKind.ORIGIN_NOT_ALLOWED, "This site may not use this assistant.")
+    return next_middleware(app)
+
+
+app.use(middlewares=[enforce_origin])
 
 
 @app.post("/v1/chat")
@@ -30,8 +34,9 @@ def chat():
         app.current_event.decoded_body,
         max_message_chars=settings.max_message_chars,
         allowed_inputs=settings.allowed_inputs,
+        max_body_bytes=settings.max_body_bytes,
     )
-    return turns.take_turn(request).to_json()
+    return turns.take_turn(request, client_ip=app.current_event.request_context.identity.source_ip).to_json()
 
 
 def error_response(error: RelayError) -> Response:

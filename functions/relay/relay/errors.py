@@ -7,9 +7,12 @@ from enum import Enum
 
 class ErrorKind(Enum):
     INVALID_REQUEST = (400, "invalid_request", False)
+    ORIGIN_NOT_ALLOWED = (403, "origin_not_allowed", False)
     NOT_FOUND = (404, "not_found", False)
     METHOD_NOT_ALLOWED = (405, "method_not_allowed", False)
     MESSAGE_TOO_LONG = (413, "message_too_long", False)
+    REQUEST_TOO_LARGE = (413, "request_too_large", False)
+    RATE_LIMITED = (429, "rate_limited", True)
     UPSTREAM_ERROR = (502, "upstream_error", True)
     UPSTREAM_REJECTED = (502, "upstream_rejected", False)
     UPSTREAM_BUSY = (503, "upstream_busy", True)
