@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .limits import Budgets
+
 APP_MODES = ("auto", "chat", "chatflow", "agent", "completion", "workflow")
 UPSTREAM_MODES = ("auto", "blocking", "streaming")
 
@@ -30,6 +32,9 @@ class Settings:
     sessions_table: str | None
     session_ttl_seconds: int
     max_message_chars: int
+    max_body_bytes: int
+    require_origin: bool
+    rate_budgets: Budgets
     key_cache_seconds: int
     connect_timeout: float
     read_timeout: float
@@ -87,6 +92,14 @@ class Settings:
             sessions_table=text("SESSIONS_TABLE"),
             session_ttl_seconds=number("SESSION_TTL_SECONDS", 7 * 24 * 3600, 300),
             max_message_chars=number("MAX_MESSAGE_CHARS", 4000, 1),
+            max_body_bytes=number("MAX_BODY_BYTES", 32_768, 256),
+            require_origin=choice("REQUIRE_ORIGIN", ("false", "true")) == "true",
+            rate_budgets=Budgets(
+                session_per_minute=number("RATE_LIMIT_SESSION_PER_MINUTE", Budgets.session_per_minute, 0),
+                session_per_day=number("RATE_LIMIT_SESSION_PER_DAY", Budgets.session_per_day, 0),
+                ip_per_minute=number("RATE_LIMIT_IP_PER_MINUTE", Budgets.ip_per_minute, 0),
+                ip_per_day=number("RATE_LIMIT_IP_PER_DAY", Budgets.ip_per_day, 0),
+            ),
             key_cache_seconds=number("KEY_CACHE_SECONDS", 300, 0),
             connect_timeout=number("DIFY_CONNECT_TIMEOUT", 3.05, 0.1, float),
             read_timeout=number("DIFY_READ_TIMEOUT", 25.0, 0.1, float),

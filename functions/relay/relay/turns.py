@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from aws_lambda_powertools import Logger
 
 from .dify import CONFIGURED_MODES, Answer, ConversationNotFound, DifyClient, Question
+from .limits import RateLimiter
 from .sessions import Session, SessionStore
 from .widget import ChatRequest
 
@@ -50,8 +51,10 @@ class TurnService:
         app_mode: str = "auto",
         upstream_mode: str = "auto",
         default_inputs: dict | None = None,
+        limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._limiter = limiter
         self._dify = dify
         self._sessions = sessions
         self._ttl = session_ttl_seconds
@@ -60,9 +63,11 @@ class TurnService:
         self._default_inputs = default_inputs or {}
         self._clock = clock
 
-    def take_turn(self, request: ChatRequest) -> TurnResult:
+    def take_turn(self, request: ChatRequest, *, client_ip: str | None = None) -> TurnResult:
         now = self._clock()
         session = self._session_for(request, now)
+        if self._limiter is not None:
+            self._limiter.spend(session_id=session.session_id, client_ip=client_ip, now=now)
         app_mode = self._app_mode or self._dify.app_mode()
         question = Question(
             query=request.message,

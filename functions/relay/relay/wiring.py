@@ -6,6 +6,7 @@ import urllib3
 
 from .dify import DifyClient
 from .keys import KeyProvider, SecretsManagerKeyProvider, StaticKeyProvider
+from .limits import DynamoDBCounters, InMemoryCounters, RateLimiter
 from .sessions import DynamoDBSessionStore, InMemorySessionStore, SessionStore
 from .settings import Settings
 from .turns import TurnService
@@ -21,6 +22,12 @@ def session_store(settings: Settings) -> SessionStore:
     if settings.sessions_table:
         return DynamoDBSessionStore(settings.sessions_table)
     return InMemorySessionStore()
+
+
+def rate_limiter(settings: Settings) -> RateLimiter:
+    if settings.sessions_table:
+        return RateLimiter(DynamoDBCounters(settings.sessions_table), settings.rate_budgets)
+    return RateLimiter(InMemoryCounters(), settings.rate_budgets)
 
 
 def turn_service(settings: Settings) -> TurnService:
@@ -40,4 +47,5 @@ def turn_service(settings: Settings) -> TurnService:
         app_mode=settings.dify_app_mode,
         upstream_mode=settings.upstream_mode,
         default_inputs=settings.dify_inputs,
+        limiter=rate_limiter(settings),
     )
