@@ -43,6 +43,7 @@ def test_session_and_user_are_carried_through():
         {"message": "hi", "user": "u" * 256},
         {"message": "hi", "user": "bad\x00user"},
         {"message": "nul\x00inside"},
+        {"message": "escape \x1b[31m red"},
     ],
 )
 def test_malformed_requests_are_invalid(body):
@@ -100,3 +101,14 @@ def test_other_inputs_are_refused_by_name(inputs, named):
         parse_inputs(inputs)
     assert caught.value.kind is ErrorKind.INVALID_REQUEST
     assert named in caught.value.message
+
+
+def test_line_breaks_and_tabs_are_ordinary_text():
+    assert parse({"message": "line one\r\nline two\tend"}).message == "line one\r\nline two\tend"
+
+
+def test_an_oversized_body_is_refused_before_it_is_parsed():
+    body = json.dumps({"message": "x" * 50, "pad": "é" * 200})
+    with pytest.raises(RelayError) as caught:
+        parse_chat_request(body, max_message_chars=100, max_body_bytes=400)
+    assert (caught.value.kind.status, caught.value.kind.code) == (413, "request_too_large")

@@ -28,8 +28,16 @@ def _invalid(message: str) -> RelayError:
 
 
 def parse_chat_request(
-    body: str | None, *, max_message_chars: int, allowed_inputs: frozenset[str] = frozenset()
+    body: str | None,
+    *,
+    max_message_chars: int,
+    allowed_inputs: frozenset[str] = frozenset(),
+    max_body_bytes: int = 32_768,
 ) -> ChatRequest:
+    if body and len(body.encode("utf-8", "surrogatepass")) > max_body_bytes:
+        raise RelayError(
+            ErrorKind.REQUEST_TOO_LARGE, f"The request body is larger than {max_body_bytes} bytes."
+        )
     try:
         data = json.loads(body or "")
     except ValueError:
@@ -44,8 +52,8 @@ def parse_chat_request(
         raise RelayError(
             ErrorKind.MESSAGE_TOO_LONG, f"'message' is longer than {max_message_chars} characters."
         )
-    if "\x00" in message:
-        raise _invalid("'message' must not contain NUL characters.")
+    if _CONTROL.search(message):
+        raise _invalid("'message' must not contain NUL or other control characters.")
 
     session_id = data.get("sessionId")
     if session_id is not None and not (isinstance(session_id, str) and SESSION_ID.fullmatch(session_id)):
