@@ -15,6 +15,7 @@ from typing import Protocol
 
 from aws_lambda_powertools import Logger
 
+from .dynamodb import DynamoDBTable
 from .errors import ErrorKind, RelayError
 
 logger = Logger(child=True)
@@ -49,36 +50,25 @@ class InMemoryCounters:
             return True
 
 
-class DynamoDBCounters:
+class DynamoDBCounters(DynamoDBTable):
     """Counters as items of the sessions table; its TTL removes ended windows."""
 
-    def __init__(self, table_name: str, client=None) -> None:
-        self._table = table_name
-        self._client = client
-
-    @property
-    def client(self):
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("dynamodb")
-        return self._client
-
     def spend(self, key: str, limit: int, expires_at: int) -> bool:
-        try:
-            self.client.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": key}},
-                UpdateExpression="ADD hits :one SET expiresAt = if_not_exists(expiresAt, :expires)",
-                ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":limit": {"N": str(limit)},
-                    ":expires": {"N": str(expires_at)},
-                },
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
+        with self.unavailable_as_store_error():
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"pk": {"S": key}},
+                    UpdateExpression="ADD hits :one SET expiresAt = if_not_exists(expiresAt, :expires)",
+                    ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
+                    ExpressionAttributeValues={
+                        ":one": {"N": "1"},
+                        ":limit": {"N": str(limit)},
+                        ":expires": {"N": str(expires_at)},
+                    },
+                )
+            except self.client.exceptions.ConditionalCheckFailedException:
+                return False
         return True
 
 

@@ -6,6 +6,8 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
+from .dynamodb import DynamoDBTable
+
 
 @dataclass(frozen=True)
 class Session:
@@ -42,27 +44,16 @@ class InMemorySessionStore:
             self._sessions[session.session_id] = session
 
 
-class DynamoDBSessionStore:
+class DynamoDBSessionStore(DynamoDBTable):
     """Sessions in DynamoDB, one item per session; the table's TTL removes idle ones."""
 
     PREFIX = "session#"
 
-    def __init__(self, table_name: str, client=None) -> None:
-        self._table = table_name
-        self._client = client
-
-    @property
-    def client(self):
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("dynamodb")
-        return self._client
-
     def load(self, session_id: str, now: float) -> Session | None:
-        item = self.client.get_item(
-            TableName=self._table, Key={"pk": {"S": self.PREFIX + session_id}}, ConsistentRead=True
-        ).get("Item")
+        with self.unavailable_as_store_error():
+            item = self.client.get_item(
+                TableName=self.table_name, Key={"pk": {"S": self.PREFIX + session_id}}, ConsistentRead=True
+            ).get("Item")
         # TTL deletion lags by up to days: an expired item still readable is treated as gone.
         if not item or int(item["expiresAt"]["N"]) <= now:
             return None
@@ -81,4 +72,5 @@ class DynamoDBSessionStore:
         }
         if session.conversation_id:
             item["conversationId"] = {"S": session.conversation_id}
-        self.client.put_item(TableName=self._table, Item=item)
+        with self.unavailable_as_store_error():
+            self.client.put_item(TableName=self.table_name, Item=item)
