@@ -5,10 +5,12 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
-from relay import wiring
+from relay import telemetry, wiring
+from relay.deadline import Deadline
 from relay.errors import ErrorKind, RelayError
 from relay.origins import OriginPolicy
 from relay.settings import Settings
+from relay.telemetry import metrics
 from relay.widget import parse_chat_request
 
 logger = Logger()
@@ -36,10 +38,17 @@ def chat():
         allowed_inputs=settings.allowed_inputs,
         max_body_bytes=settings.max_body_bytes,
     )
-    return turns.take_turn(request, client_ip=app.current_event.request_context.identity.source_ip).to_json()
+    deadline = Deadline.for_invocation(
+        app.lambda_context,
+        gateway_timeout_ms=settings.gateway_timeout_ms,
+        margin_ms=settings.deadline_margin_ms,
+    )
+    client_ip = app.current_event.request_context.identity.source_ip
+    return turns.take_turn(request, deadline=deadline, client_ip=client_ip).to_json()
 
 
 def error_response(error: RelayError) -> Response:
+    telemetry.error(error.kind.code)
     return Response(
         status_code=error.kind.status,
         content_type=content_types.APPLICATION_JSON,
@@ -65,5 +74,6 @@ def unexpected_error(error: Exception) -> Response:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
 def lambda_handler(event, context):
     return app.resolve(event, context)

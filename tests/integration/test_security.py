@@ -1,6 +1,7 @@
 """Safe to leave open: the relay enforces origins, rate limits and input limits; ids cannot steer Dify."""
 
 import threading
+import time
 
 import boto3
 import pytest
@@ -8,6 +9,13 @@ import pytest
 from local.apigw import load_event
 from relay.limits import DynamoDBCounters
 from tests.integration.conftest import TABLE, set_origin
+
+
+@pytest.fixture
+def fresh_minute():
+    """Counting tests run on the wall clock: start them well inside a minute window."""
+    if time.time() % 60 > 45:
+        time.sleep(60 - time.time() % 60 + 0.1)
 
 
 def test_a_disallowed_origin_is_refused_and_not_forwarded(relay, simulator):
@@ -44,7 +52,7 @@ def test_a_preflight_from_a_wildcard_origin_is_granted(make_relay):
     assert reply.headers["access-control-allow-origin"] == "https://help.example.com"
 
 
-def test_a_burst_of_40_in_one_session_meets_429_with_retry_after(relay, simulator):
+def test_a_burst_of_40_in_one_session_meets_429_with_retry_after(relay, simulator, fresh_minute):
     session = relay.chat({"message": "first"}).json["sessionId"]
     replies = [relay.chat({"message": f"m{i}", "sessionId": session}) for i in range(39)]
     refused = [r for r in replies if r.status == 429]
@@ -55,7 +63,7 @@ def test_a_burst_of_40_in_one_session_meets_429_with_retry_after(relay, simulato
     assert len([r for r in simulator.requests if r.path.endswith("/chat-messages")]) == 20
 
 
-def test_one_ip_across_many_sessions_meets_its_budget(make_relay):
+def test_one_ip_across_many_sessions_meets_its_budget(make_relay, fresh_minute):
     relay = make_relay(RATE_LIMIT_IP_PER_MINUTE="15")
     statuses = [relay.chat({"message": "new visitor"}).status for _ in range(20)]
     assert statuses == [200] * 15 + [429] * 5
@@ -68,7 +76,24 @@ def test_daily_cap_per_session(make_relay):
     assert statuses == [200, 200, 429]
 
 
-def test_two_containers_never_both_spend_the_last_unit(aws):
+@pytest.fixture
+def atomic_requests(monkeypatch):
+    """DynamoDB executes each request atomically; moto does not. Model that, and nothing more, with a lock
+    around moto's item operations: a read-then-write counter still races, a conditional update does not."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("get_item", "put_item", "update_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def atomic(self, *args, _original=original, **kwargs):
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, atomic)
+
+
+def test_two_containers_never_both_spend_the_last_unit(aws, atomic_requests):
     """Eight containers (own clients) race for one budget of 25: exactly 25 units are ever spent."""
     containers = [DynamoDBCounters(TABLE, client=boto3.client("dynamodb")) for _ in range(8)]
     start = threading.Barrier(len(containers))

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay import sse as relay_sse
+from relay.deadline import Deadline
 from relay.dify import DifyClient, Question
 from relay.errors import ErrorKind, RelayError
 from relay.keys import StaticKeyProvider
@@ -69,7 +70,7 @@ def client(*responses, **options):
 
 
 def ask(dify, mode="agent-chat", streaming=True):
-    return dify.ask(Question(query="q", user="u"), app_mode=mode, streaming=streaming)
+    return dify.ask(Question(query="q", user="u"), app_mode=mode, deadline=Deadline(5), streaming=streaming)
 
 
 def stream_reply(*events, chunks=None):
@@ -189,11 +190,11 @@ def test_a_workflow_without_the_named_output_or_a_single_text_output_is_misconfi
 def test_app_mode_is_asked_once_and_an_unknown_mode_is_a_configuration_error():
     info = json.dumps({"name": "x", "mode": "chat"}).encode()
     dify, http = client((200, JSON, [info]))
-    assert dify.app_mode() == dify.app_mode() == "chat"
+    assert dify.app_mode(Deadline(5)) == dify.app_mode(Deadline(5)) == "chat"
     assert len(http.requests) == 1
     strange, _ = client((200, JSON, [json.dumps({"mode": "rag-pipeline"}).encode()]))
     with pytest.raises(RelayError) as caught:
-        strange.app_mode()
+        strange.app_mode(Deadline(5))
     assert caught.value.kind is ErrorKind.UPSTREAM_REJECTED
 
 

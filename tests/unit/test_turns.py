@@ -3,6 +3,7 @@ import uuid
 
 import pytest
 
+from relay.deadline import Deadline
 from relay.dify import RELAY_MODES, Answer, ConversationNotFound
 from relay.sessions import InMemorySessionStore, Session
 from relay.turns import TurnService
@@ -20,11 +21,11 @@ class FakeDify:
         self.known = set()
         self.mode_lookups = 0
 
-    def app_mode(self):
+    def app_mode(self, deadline):
         self.mode_lookups += 1
         return "advanced-chat"
 
-    def ask(self, question, *, app_mode, streaming=False):
+    def ask(self, question, *, app_mode, deadline, streaming=False):
         self.questions.append(question)
         self.calls.append((app_mode, streaming))
         conversation = question.conversation_id
@@ -74,7 +75,7 @@ def turns(dify, store, clock):
 
 def ask(turns, message="hello", session_id=None, user=None, inputs=None):
     request = ChatRequest(message=message, session_id=session_id, user=user, inputs=inputs or {})
-    return turns.take_turn(request).to_json()
+    return turns.take_turn(request, deadline=Deadline(10)).to_json()
 
 
 def test_first_turn_creates_an_unguessable_session_and_a_new_conversation(turns, dify, store):

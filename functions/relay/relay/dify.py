@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
 import urllib3
 from aws_lambda_powertools import Logger
 
-from . import sse
+from . import sse, telemetry
+from .deadline import Deadline
 from .errors import ErrorKind, RelayError
 from .keys import KeyProvider
 
@@ -20,7 +23,12 @@ logger = Logger(child=True)
 
 DEFAULT_RETRY_AFTER = 2
 SNIPPET_CHARS = 300
-_STREAM_READ_BYTES = 16 * 1024
+MAX_ATTEMPTS = 3
+BACKOFF_BASE = 0.25  # seconds; doubled on each attempt, fully jittered
+MIN_ATTEMPT_SECONDS = 1.0  # no retry starts with less than this left of the deadline
+STOP_SECONDS = 1.0
+_READ_BYTES = 64 * 1024
+_JITTER = secrets.SystemRandom()
 
 
 class Route(Enum):
@@ -146,38 +154,52 @@ class DifyClient:
         read_timeout: float,
         query_input: str = "query",
         answer_output: str = "answer",
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = _JITTER.random,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._keys = keys
         self._http = http
-        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._sleep = sleep
+        self._random = random
         self._query_input = query_input
         self._answer_output = answer_output
         self._app_mode: str | None = None
         self._lock = threading.Lock()
 
-    def app_mode(self) -> str:
+    def app_mode(self, deadline: Deadline) -> str:
         """The app's mode from GET /info, asked once per container; a failed lookup is asked again."""
         with self._lock:
             if self._app_mode is None:
-                mode = self._call("GET", "/info").get("mode")
+                mode = self._call("GET", "/info", deadline).get("mode")
                 if mode not in APP_ROUTES:
                     raise _misconfigured("Dify reported an app mode the relay does not know", dify_mode=mode)
                 logger.info("Dify app mode detected", extra={"dify_mode": mode})
                 self._app_mode = mode
             return self._app_mode
 
-    def ask(self, question: Question, *, app_mode: str, streaming: bool = False) -> Answer:
+    def ask(
+        self, question: Question, *, app_mode: str, deadline: Deadline, streaming: bool = False
+    ) -> Answer:
         route, mode = APP_ROUTES[app_mode], RELAY_MODES[app_mode]
         streaming = streaming or not route.can_block
         payload = self._payload(route, question, streaming)
         sent_conversation = "conversation_id" in payload
-        if streaming:
-            assembly = _Assembly(route, mode, self._pick_output)
-            for event in self._stream(route.path, payload, sent_conversation):
+        if not streaming:
+            return self._blocking_answer(
+                route, mode, self._call("POST", route.path, deadline, payload, sent_conversation)
+            )
+        assembly = _Assembly(route, mode, self._pick_output)
+        try:
+            for event in self._stream(route.path, payload, deadline, sent_conversation):
                 assembly.add(event)
-            return assembly.answer()
-        return self._blocking_answer(route, mode, self._call("POST", route.path, payload, sent_conversation))
+        except RelayError as error:
+            if error.kind is ErrorKind.UPSTREAM_TIMEOUT:
+                self.stop(route, assembly.task_id, question.user)
+            raise
+        return assembly.answer()
 
     def _payload(self, route: Route, question: Question, streaming: bool) -> dict:
         inputs = dict(question.inputs)
@@ -231,27 +253,23 @@ class DifyClient:
 
     # --- HTTP -------------------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, payload: dict | None = None, sent_conversation=False) -> dict:
-        response = self._send(method, path, payload, stream=False)
-        data = _json_object(response.data)
-        if response.status >= 400:
-            raise self._refusal(response.status, data, response.headers, sent_conversation)
+    def _call(
+        self, method: str, path: str, deadline: Deadline, payload=None, sent_conversation=False
+    ) -> dict:
+        response = self._open(method, path, payload, deadline, sent_conversation)
+        data = _json_object(self._read_all(response, deadline))
         if data is None:
             raise _malformed()
         return data
 
-    def _stream(self, path: str, payload: dict, sent_conversation: bool):
+    def _stream(self, path: str, payload: dict, deadline: Deadline, sent_conversation: bool):
         """The JSON events of a streamed answer. Errors before the stream opens come as plain JSON."""
-        response = self._send("POST", path, payload, stream=True)
+        response = self._open("POST", path, payload, deadline, sent_conversation)
         try:
-            if response.status >= 400:
-                raise self._refusal(
-                    response.status, _json_object(response.read()), response.headers, sent_conversation
-                )
             if not response.headers.get("Content-Type", "").startswith("text/event-stream"):
                 logger.warning("Dify answered a stream request without a stream")
                 raise _malformed()
-            for event in sse.parse(self._chunks(response, path)):
+            for event in sse.parse(self._chunks(response, path, deadline)):
                 if event.name == "ping" or not event.data:
                     continue
                 data = _json_object(event.data)
@@ -264,12 +282,70 @@ class DifyClient:
         finally:
             response.release_conn()
 
-    def _chunks(self, response, path: str):
+    def _chunks(self, response, path: str, deadline: Deadline):
+        """The body as it arrives; each read may wait only for what is left of the deadline."""
         try:
-            while chunk := response.read1(_STREAM_READ_BYTES):  # whatever has arrived, not a full buffer
+            while True:
+                self._bound_next_read(response, deadline)
+                chunk = response.read1(_READ_BYTES)
+                if not chunk:
+                    return
                 yield chunk
         except urllib3.exceptions.HTTPError as exc:
             raise self._transport_error(exc, path) from None
+
+    def _read_all(self, response, deadline: Deadline) -> bytes:
+        try:
+            return b"".join(self._chunks(response, "", deadline))
+        finally:
+            response.release_conn()
+
+    def _bound_next_read(self, response, deadline: Deadline) -> None:
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise _timeout()
+        sock = getattr(response.connection, "sock", None)
+        if sock is not None:
+            sock.settimeout(min(remaining, self._read_timeout))
+
+    def _open(self, method: str, path: str, payload, deadline: Deadline, sent_conversation: bool):
+        """A response with a success status, after Dify's retry rules; its body is still to be read.
+
+        Retried: connection failures, 5xx and 429 too_many_requests, with jittered exponential backoff that
+        honours Retry-After, within the deadline and MAX_ATTEMPTS. Never retried as they are: other 4xx.
+        A 401 is retried once with the key fetched again (it may have been rotated).
+        """
+        body = json.dumps(payload).encode() if payload is not None else None
+        key, refreshed, attempt = self._keys.get(), False, 0
+        while True:
+            attempt += 1
+            try:
+                response = self._request(method, path, body, key, deadline)
+            except RelayError as error:
+                if error.kind is ErrorKind.UPSTREAM_TIMEOUT or attempt >= MAX_ATTEMPTS:
+                    raise
+                self._pause_before_retry(attempt, None, deadline, error)
+                continue
+            if response.status < 400:
+                return response
+            data = _json_object(self._read_all(response, deadline))
+            if response.status == 401 and not refreshed:
+                logger.info("Dify refused the cached key; fetching it again")
+                key, refreshed, attempt = self._keys.get(refresh=True), True, attempt - 1
+                continue
+            error = self._refusal(response.status, data, response.headers, sent_conversation)
+            transient = response.status >= 500 or error.kind is ErrorKind.UPSTREAM_BUSY
+            if not transient or attempt >= MAX_ATTEMPTS:
+                raise error
+            self._pause_before_retry(attempt, error.retry_after, deadline, error)
+
+    def _pause_before_retry(self, attempt: int, retry_after: int | None, deadline: Deadline, error) -> None:
+        wait = retry_after if retry_after is not None else self._random() * BACKOFF_BASE * 2 ** (attempt - 1)
+        if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
+            raise error
+        logger.info("retrying Dify", extra={"attempt": attempt + 1, "wait_s": round(wait, 3)})
+        telemetry.count("UpstreamRetries")
+        self._sleep(wait)
 
     def _refusal(self, status: int, data: dict | None, headers, sent_conversation: bool) -> RelayError:
         code = str((data or {}).get("code") or "")
@@ -278,19 +354,10 @@ class DifyClient:
             return ConversationNotFound()
         return upstream_error(status, data or {}, headers)
 
-    def _send(
-        self, method: str, path: str, payload: dict | None, *, stream: bool
-    ) -> urllib3.BaseHTTPResponse:
-        body = json.dumps(payload).encode() if payload is not None else None
-        response = self._request(method, path, body, self._keys.get(), stream)
-        if response.status == 401:
-            response.drain_conn()
-            response.release_conn()
-            logger.info("Dify refused the cached key; fetching it again")
-            response = self._request(method, path, body, self._keys.get(refresh=True), stream)
-        return response
-
-    def _request(self, method: str, path: str, body: bytes | None, key: str, stream: bool):
+    def _request(self, method: str, path: str, body: bytes | None, key: str, deadline: Deadline):
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise _timeout()
         headers = {"Authorization": f"Bearer {key}"}
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -301,17 +368,33 @@ class DifyClient:
                 self._base_url + path,
                 body=body,
                 headers=headers,
-                timeout=self._timeout,
+                timeout=urllib3.Timeout(
+                    connect=min(self._connect_timeout, remaining), read=min(self._read_timeout, remaining)
+                ),
                 retries=False,
-                preload_content=not stream,
+                preload_content=False,
             )
         except urllib3.exceptions.HTTPError as exc:
             raise self._transport_error(exc, path) from None
+        elapsed = _ms_since(started)
+        telemetry.upstream_latency(elapsed)
         logger.info(
-            "Dify answered",
-            extra={"dify_path": path, "dify_status": response.status, "dify_ms": _ms_since(started)},
+            "Dify answered", extra={"dify_path": path, "dify_status": response.status, "dify_ms": elapsed}
         )
         return response
+
+    def stop(self, route: Route, task_id: str | None, user: str) -> None:
+        """Stops a streamed run nobody will read, so it spends no more tokens. Best effort, briefly."""
+        if not task_id or not is_uuid(task_id):
+            return
+        path = (
+            f"/workflows/tasks/{task_id}/stop" if route is Route.WORKFLOW else f"{route.path}/{task_id}/stop"
+        )
+        try:
+            self._call("POST", path, Deadline(STOP_SECONDS), {"user": user})
+            logger.info("stopped the Dify run", extra={"task_id": task_id})
+        except RelayError:
+            logger.warning("could not stop the Dify run", extra={"task_id": task_id})
 
     @staticmethod
     def _transport_error(exc: Exception, path: str) -> RelayError:
@@ -320,9 +403,14 @@ class DifyClient:
             exc, urllib3.exceptions.NewConnectionError
         ):
             logger.warning("Dify did not answer in time", extra={"dify_path": path})
-            return RelayError(ErrorKind.UPSTREAM_TIMEOUT, "The assistant took too long to answer.")
+            return _timeout()
         logger.warning("Dify unreachable", extra={"dify_path": path, "reason": type(exc).__name__})
         return RelayError(ErrorKind.UPSTREAM_ERROR, "The assistant could not be reached.")
+
+
+def _timeout() -> RelayError:
+    telemetry.count("UpstreamTimeouts")
+    return RelayError(ErrorKind.UPSTREAM_TIMEOUT, "The assistant took too long to answer.")
 
 
 class _Assembly:
@@ -371,6 +459,10 @@ class _Assembly:
                 self._answer = _workflow_answer(run, self._mode, self._ids["task_id"], self._pick_output)
             elif run.get("status") != "succeeded":
                 raise _failed_run(run)
+
+    @property
+    def task_id(self) -> str | None:
+        return self._ids["task_id"]
 
     def answer(self) -> Answer:
         if not self._ended:

@@ -18,6 +18,7 @@ class ErrorKind(Enum):
     UPSTREAM_BUSY = (503, "upstream_busy", True)
     UPSTREAM_QUOTA = (503, "upstream_quota", False)
     UPSTREAM_TIMEOUT = (504, "upstream_timeout", True)
+    RELAY_UNAVAILABLE = (503, "relay_unavailable", True)
     INTERNAL = (500, "internal_error", True)
 
     def __init__(self, status: int, code: str, retryable: bool) -> None:

@@ -38,6 +38,8 @@ class Settings:
     key_cache_seconds: int
     connect_timeout: float
     read_timeout: float
+    gateway_timeout_ms: int
+    deadline_margin_ms: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -103,4 +105,6 @@ class Settings:
             key_cache_seconds=number("KEY_CACHE_SECONDS", 300, 0),
             connect_timeout=number("DIFY_CONNECT_TIMEOUT", 3.05, 0.1, float),
             read_timeout=number("DIFY_READ_TIMEOUT", 25.0, 0.1, float),
+            gateway_timeout_ms=number("GATEWAY_TIMEOUT_MS", 29_000, 1_000),
+            deadline_margin_ms=number("DEADLINE_MARGIN_MS", 1_500, 0),
         )

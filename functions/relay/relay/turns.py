@@ -9,7 +9,10 @@ from dataclasses import dataclass, replace
 
 from aws_lambda_powertools import Logger
 
+from . import telemetry
+from .deadline import Deadline
 from .dify import CONFIGURED_MODES, Answer, ConversationNotFound, DifyClient, Question
+from .dynamodb import StoreUnavailable
 from .limits import RateLimiter
 from .sessions import Session, SessionStore
 from .widget import ChatRequest
@@ -63,12 +66,18 @@ class TurnService:
         self._default_inputs = default_inputs or {}
         self._clock = clock
 
-    def take_turn(self, request: ChatRequest, *, client_ip: str | None = None) -> TurnResult:
+    def take_turn(
+        self, request: ChatRequest, *, deadline: Deadline, client_ip: str | None = None
+    ) -> TurnResult:
         now = self._clock()
         session = self._session_for(request, now)
         if self._limiter is not None:
-            self._limiter.spend(session_id=session.session_id, client_ip=client_ip, now=now)
-        app_mode = self._app_mode or self._dify.app_mode()
+            try:
+                self._limiter.spend(session_id=session.session_id, client_ip=client_ip, now=now)
+            except StoreUnavailable as error:
+                # Gateway throttling and reserved concurrency still cap spending while counters are down.
+                _degraded("rate limits not checked", error)
+        app_mode = self._app_mode or self._dify.app_mode(deadline)
         question = Question(
             query=request.message,
             user=session.user,
@@ -76,11 +85,13 @@ class TurnService:
             inputs={**self._default_inputs, **request.inputs},
         )
         try:
-            answer = self._dify.ask(question, app_mode=app_mode, streaming=self._streaming)
+            answer = self._dify.ask(question, app_mode=app_mode, deadline=deadline, streaming=self._streaming)
         except ConversationNotFound:
             logger.info("Dify forgot the conversation; starting anew", extra={"session": session.session_id})
+            telemetry.count("ConversationResets")
             question = replace(question, conversation_id=None)
-            answer = self._dify.ask(question, app_mode=app_mode, streaming=self._streaming)
+            answer = self._dify.ask(question, app_mode=app_mode, deadline=deadline, streaming=self._streaming)
+        telemetry.count("Answers")
         self._remember(session, answer, now)
         logger.info(
             "turn answered",
@@ -93,7 +104,12 @@ class TurnService:
         return TurnResult(session_id=session.session_id, answer=answer)
 
     def _session_for(self, request: ChatRequest, now: float) -> Session:
-        stored = self._sessions.load(request.session_id, now) if request.session_id else None
+        stored = None
+        if request.session_id:
+            try:
+                stored = self._sessions.load(request.session_id, now)
+            except StoreUnavailable as error:
+                _degraded("session not loaded; answering as a new conversation", error)
         if stored is not None:
             return stored
         session_id = request.session_id or new_session_id()
@@ -107,6 +123,13 @@ class TurnService:
         unchanged = answer.conversation_id == session.conversation_id
         if unchanged and session.expires_at - now > self._ttl / 2:
             return
-        self._sessions.save(
-            replace(session, conversation_id=answer.conversation_id, expires_at=int(now) + self._ttl)
-        )
+        renewed = replace(session, conversation_id=answer.conversation_id, expires_at=int(now) + self._ttl)
+        try:
+            self._sessions.save(renewed)
+        except StoreUnavailable as error:
+            _degraded("session not saved; the next turn starts a new conversation", error)
+
+
+def _degraded(what: str, error: StoreUnavailable) -> None:
+    logger.warning(f"DynamoDB unavailable: {what}", extra={"reason": str(error)})
+    telemetry.count("StoreDegradations")
