@@ -107,8 +107,35 @@ def test_every_sample_event_is_a_route_of_the_api(path):
     assert event["requestContext"]["stage"] == resource("RelayApi")["Properties"]["StageName"]
 
 
-def test_runtime_dependencies_are_pinned_exactly():
-    lines = (ROOT / "layers/deps/requirements.txt").read_text().splitlines()
-    requirements = [line for line in lines if line.strip() and not line.startswith("#")]
-    assert requirements
-    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][A-Za-z0-9.]*", line.strip()) for line in requirements)
+def locked_requirements(path):
+    """`name==version` and its hashes, for every requirement of a pip-compile file with hashes."""
+    text = (ROOT / path).read_text().replace("\\\n", " ")
+    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    locked = {}
+    for line in filter(None, lines):
+        requirement, *options = line.split()
+        assert re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][A-Za-z0-9.]*", requirement), line
+        assert options and all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", o) for o in options), line
+        locked[requirement] = options
+    return locked
+
+
+LOCKED = ["layers/deps/requirements.txt", "requirements/dev.txt"]
+
+
+@pytest.mark.parametrize("path", LOCKED)
+def test_dependencies_are_pinned_exactly_with_hashes(path):
+    assert locked_requirements(path)
+
+
+def test_the_layer_and_the_tests_use_the_same_runtime_dependencies():
+    direct = [
+        line
+        for line in (ROOT / "requirements/layer.in").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert direct
+    layer = locked_requirements("layers/deps/requirements.txt")
+    dev = locked_requirements("requirements/dev.txt")
+    for requirement in direct:
+        assert requirement in layer and requirement in dev
