@@ -8,9 +8,15 @@ export SAM_CLI_TELEMETRY := 0
 # Where pyenv is used, `sam build` needs python3.13 on PATH beside the default python3.
 SAM_PYENV := 3.11.7:3.13.0
 
+# The security checks live in a virtualenv of their own: checkov pins an older boto3 than .venv's tools.
+AUDIT_VENV := .venv-audit
+AUDIT_BIN := $(AUDIT_VENV)/bin
+AUDIT_READY := $(AUDIT_VENV)/.ready
+AUDIT_DIR := .aws-sam/audit
+
 PIP_INSTALL = python -m pip install --quiet --disable-pip-version-check --require-hashes
 
-.PHONY: local test lint pytest template build lock clean
+.PHONY: local test lint pytest template audit build lock clean
 
 # Every requirements file is locked with the hashes PyPI serves, so pip refuses any other file.
 $(READY): requirements/dev.txt layers/deps/requirements.txt
@@ -18,10 +24,17 @@ $(READY): requirements/dev.txt layers/deps/requirements.txt
 	$(BIN)/$(PIP_INSTALL) -r requirements/dev.txt
 	touch $@
 
+$(AUDIT_READY): requirements/audit.txt
+	rm -rf $(AUDIT_VENV)
+	$(PYTHON) -m venv $(AUDIT_VENV)
+	echo '*' > $(AUDIT_VENV)/.gitignore
+	$(AUDIT_BIN)/$(PIP_INSTALL) -r requirements/audit.txt
+	touch $@
+
 local: $(READY)
 	PORT=$(PORT) $(BIN)/python -m local.server
 
-test: lint pytest template
+test: lint pytest template audit
 
 lint: $(READY)
 	$(BIN)/ruff check .
@@ -33,6 +46,42 @@ pytest: $(READY)
 template: $(READY)
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint
+
+# checkov reads the template as CloudFormation deploys it. On template.yaml itself it sees the
+# AWS::Serverless::* resources only; the API stage, the Lambda permissions and the rest that SAM's
+# transform generates would go unchecked. So SAM's own translator (samtranslator, in .venv, as
+# `sam validate` uses it) expands the template first, and checkov scans the result with the skip
+# list in .checkov.yaml. bandit scans the relay's code and the local server.
+audit: $(READY) $(AUDIT_READY)
+	mkdir -p $(AUDIT_DIR)
+	AWS_DEFAULT_REGION=us-east-1 $(BIN)/python -c "$$SAM_TRANSFORM" template.yaml > $(AUDIT_DIR)/template.json
+	$(AUDIT_BIN)/checkov --config-file .checkov.yaml --file $(AUDIT_DIR)/template.json
+	$(AUDIT_BIN)/bandit -r functions local -q
+
+# Local code paths become placeholder S3 URIs, as `sam validate` does before translating.
+define SAM_TRANSFORM
+import json, logging, sys
+from cfnlint.data import Serverless
+from cfnlint.helpers import load_resource
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+logging.getLogger("samtranslator").setLevel(logging.ERROR)
+
+class ManagedPolicies:
+    def load(self):
+        return load_resource(Serverless, "ManagedPolicies.json")
+
+with open(sys.argv[1]) as source:
+    template = yaml_parse(source.read())
+for resource in template["Resources"].values():
+    properties = resource.get("Properties", {})
+    for key in ("CodeUri", "ContentUri"):
+        if isinstance(properties.get(key), str):
+            properties[key] = "s3://placeholder/" + key
+json.dump(transform(template, {}, ManagedPolicies()), sys.stdout, indent=1)
+endef
+export SAM_TRANSFORM
 
 build: $(READY)
 	PATH="$(CURDIR)/$(BIN):$$PATH" PYENV_VERSION=$(SAM_PYENV) $(BIN)/sam build
@@ -48,6 +97,7 @@ COMPILE = --quiet --generate-hashes --allow-unsafe --strip-extras --no-header --
 	--index-url https://pypi.org/simple $(LOCK_ARGS)
 LAYER_HEADER := Runtime dependencies of the relay function, installed into the layer by 'sam build'.
 DEV_HEADER := Development and test tools.
+AUDIT_HEADER := Security checks for 'make audit', installed into a virtualenv of their own.
 # $(call locked,PIP_COMPILE,IN,OUT,HEADER): compile IN into OUT and put HEADER on top.
 define locked
 	$(LOCK_ENV) $(1) $(COMPILE) --output-file $(3) $(2)
@@ -64,7 +114,8 @@ lock:
 	$(LOCK_ENV) .venv-lock-layer/bin/python -m pip install --quiet --disable-pip-version-check $(PIP_TOOLS)
 	$(call locked,.venv-lock-layer/bin/pip-compile,requirements/layer.in,layers/deps/requirements.txt,$(LAYER_HEADER))
 	$(call locked,.venv-lock/bin/pip-compile,requirements/dev.in,requirements/dev.txt,$(DEV_HEADER))
+	$(call locked,.venv-lock/bin/pip-compile,requirements/audit.in,requirements/audit.txt,$(AUDIT_HEADER))
 	rm -rf .venv-lock .venv-lock-layer
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(AUDIT_VENV) .aws-sam .pytest_cache .ruff_cache

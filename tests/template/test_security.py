@@ -7,6 +7,7 @@ from functools import cache
 from unittest import mock
 
 import pytest
+import yaml
 
 from relay.settings import Settings
 from tests.support import ROOT, resource, template
@@ -25,10 +26,13 @@ LIMITS = {
     "REQUIRE_ORIGIN": ("RequireOrigin", "false"),
 }
 
+# checkov's IAM and concurrency checks: the audit must never skip these.
+NEVER_SKIPPED = {f"CKV_AWS_{n}" for n in (60, 61, 62, 63, 107, 108, 109, 110, 111, 115)}
+
 
 @cache
 def deployed() -> dict:
-    """The template as SAM's transform hands it to CloudFormation."""
+    """The template as SAM's transform hands it to CloudFormation (as `make audit` builds it)."""
     from cfnlint.data import Serverless
     from cfnlint.helpers import load_resource
     from samtranslator.translator.transform import transform
@@ -216,3 +220,34 @@ def test_allowed_origins_admit_exact_and_wildcard_subdomain_origins(origins, acc
     parameter = PARAMETERS["AllowedOrigins"]
     assert bool(re.fullmatch(parameter["AllowedPattern"], origins)) is accepted
     assert "https://*." in parameter["Description"]
+
+
+def checkov_config() -> tuple[dict, list[str]]:
+    text = (ROOT / ".checkov.yaml").read_text()
+    return yaml.safe_load(text), text.splitlines()
+
+
+def test_every_skipped_checkov_check_says_why():
+    config, lines = checkov_config()
+    skipped = config["skip-check"]
+    assert skipped and len(set(skipped)) == len(skipped)
+    for check in skipped:
+        assert re.fullmatch(r"CKV2?_AWS_\d+", check)
+        (line,) = [line for line in lines if re.match(rf"\s*-\s*{check}\s", line + " ")]
+        _, _, reason = line.partition("#")
+        assert len(reason.split()) >= 5, f"{check} needs a reason"
+
+
+def test_the_audit_never_skips_the_iam_or_concurrency_checks():
+    config, _ = checkov_config()
+    assert not NEVER_SKIPPED & set(config["skip-check"])
+    assert config["framework"] == ["cloudformation"]
+    assert "soft-fail" not in config and "soft-fail-on" not in config
+
+
+def test_make_test_runs_the_audit_with_the_skip_list():
+    makefile = (ROOT / "Makefile").read_text()
+    (test_rule,) = re.findall(r"^test:(.*)$", makefile, re.MULTILINE)
+    assert "audit" in test_rule.split()
+    assert "checkov --config-file .checkov.yaml" in makefile
+    assert "bandit -r functions local" in makefile

@@ -126,7 +126,7 @@ def locked_requirements(path):
     return locked
 
 
-LOCKED = ["layers/deps/requirements.txt", "requirements/dev.txt"]
+LOCKED = ["layers/deps/requirements.txt", "requirements/dev.txt", "requirements/audit.txt"]
 
 
 @pytest.mark.parametrize("path", LOCKED)
