@@ -86,6 +86,7 @@ def test_waf_resources_exist_only_when_enabled():
     waf = [item for item in template()["Resources"].values() if item["Type"].startswith("AWS::WAFv2::")]
     assert sorted(item["Type"] for item in waf) == ["AWS::WAFv2::WebACL", "AWS::WAFv2::WebACLAssociation"]
     assert all(item.get("Condition") == "CreateWaf" for item in waf)
+    assert template()["Outputs"]["WebAclArn"]["Condition"] == "CreateWaf"
 
 
 def test_waf_blocks_an_ip_over_its_rate_with_the_error_envelope():
