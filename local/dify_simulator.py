@@ -961,6 +961,7 @@ def _parse_body(raw: bytes) -> Any:
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, and chunked streams
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stall
     server: "_Server"
 
     def do_GET(self) -> None:
