@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import threading
 import time
@@ -116,7 +117,7 @@ def upstream_error(status: int, body: dict, headers) -> RelayError:
         return RelayError(
             ErrorKind.UPSTREAM_BUSY,
             "The assistant is busy. Please try again in a moment.",
-            retry_after=_retry_after(headers),
+            retry_after=retry_after(headers) or DEFAULT_RETRY_AFTER,
         )
     if code in _QUOTA_CODES or status == 429:
         return RelayError(ErrorKind.UPSTREAM_QUOTA, "The assistant has reached its usage limit.")
@@ -127,11 +128,12 @@ def upstream_error(status: int, body: dict, headers) -> RelayError:
     return RelayError(ErrorKind.UPSTREAM_REJECTED, "The assistant is not available for this request.")
 
 
-def _retry_after(headers) -> int:
+def retry_after(headers) -> int | None:
+    """Dify's Retry-After in whole seconds, if it sent a usable one."""
     try:
-        return max(1, int(float(headers.get("Retry-After", ""))))
+        return max(1, math.ceil(float(headers.get("Retry-After", ""))))
     except ValueError:
-        return DEFAULT_RETRY_AFTER
+        return None
 
 
 def _malformed() -> RelayError:
@@ -337,7 +339,7 @@ class DifyClient:
             transient = response.status >= 500 or error.kind is ErrorKind.UPSTREAM_BUSY
             if not transient or attempt >= MAX_ATTEMPTS:
                 raise error
-            self._pause_before_retry(attempt, error.retry_after, deadline, error)
+            self._pause_before_retry(attempt, retry_after(response.headers), deadline, error)
 
     def _pause_before_retry(self, attempt: int, retry_after: int | None, deadline: Deadline, error) -> None:
         wait = retry_after if retry_after is not None else self._random() * BACKOFF_BASE * 2 ** (attempt - 1)
