@@ -16,6 +16,7 @@ from relay.widget import parse_chat_request
 logger = Logger()
 settings = Settings.from_env()
 turns = wiring.turn_service(settings)
+repeats = wiring.repeats(settings)
 origins = OriginPolicy(settings.allowed_origins, require_origin=settings.require_origin)
 app = APIGatewayRestResolver(cors=origins)
 
@@ -44,7 +45,14 @@ def chat():
         margin_ms=settings.deadline_margin_ms,
     )
     client_ip = app.current_event.request_context.identity.source_ip
-    return turns.take_turn(request, deadline=deadline, client_ip=client_ip).to_json()
+
+    def answer() -> dict:
+        return turns.take_turn(request, deadline=deadline, client_ip=client_ip).to_json()
+
+    key = app.current_event.headers.get("idempotency-key")
+    if key is None:
+        return answer()
+    return repeats.answer(key, request.scope(), answer, app.lambda_context)
 
 
 def error_response(error: RelayError) -> Response:

@@ -8,6 +8,7 @@ import importlib
 import io
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 
 import boto3
@@ -141,3 +142,20 @@ def key_never_leaks(request, relay_log, capfd):
 
 def find_leaks(texts: list[str]) -> list[str]:
     return [text for text in texts if CANARY in text]
+
+
+@pytest.fixture
+def atomic_requests(monkeypatch):
+    """DynamoDB executes each request atomically; moto does not. Model that, and nothing more, with a lock
+    around moto's item operations: a read-then-write counter still races, a conditional update does not."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("get_item", "put_item", "update_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def atomic(self, *args, _original=original, **kwargs):
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, atomic)

@@ -76,23 +76,6 @@ def test_daily_cap_per_session(make_relay):
     assert statuses == [200, 200, 429]
 
 
-@pytest.fixture
-def atomic_requests(monkeypatch):
-    """DynamoDB executes each request atomically; moto does not. Model that, and nothing more, with a lock
-    around moto's item operations: a read-then-write counter still races, a conditional update does not."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("get_item", "put_item", "update_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def atomic(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, atomic)
-
-
 def test_two_containers_never_both_spend_the_last_unit(aws, atomic_requests):
     """Eight containers (own clients) race for one budget of 25: exactly 25 units are ever spent."""
     containers = [DynamoDBCounters(TABLE, client=boto3.client("dynamodb")) for _ in range(8)]

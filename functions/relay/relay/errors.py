@@ -10,6 +10,7 @@ class ErrorKind(Enum):
     ORIGIN_NOT_ALLOWED = (403, "origin_not_allowed", False)
     NOT_FOUND = (404, "not_found", False)
     METHOD_NOT_ALLOWED = (405, "method_not_allowed", False)
+    REQUEST_IN_PROGRESS = (409, "request_in_progress", True)
     MESSAGE_TOO_LONG = (413, "message_too_long", False)
     REQUEST_TOO_LARGE = (413, "request_too_large", False)
     RATE_LIMITED = (429, "rate_limited", True)

@@ -22,6 +22,15 @@ class ChatRequest:
     user: str | None
     inputs: dict = field(default_factory=dict)
 
+    def scope(self) -> dict:
+        """What makes two requests the same message."""
+        return {
+            "sessionId": self.session_id,
+            "user": self.user,
+            "message": self.message,
+            "inputs": self.inputs,
+        }
+
 
 def _invalid(message: str) -> RelayError:
     return RelayError(ErrorKind.INVALID_REQUEST, message)

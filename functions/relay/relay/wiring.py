@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import urllib3
 
 from .dify import DifyClient
@@ -10,6 +12,9 @@ from .limits import DynamoDBCounters, InMemoryCounters, RateLimiter
 from .sessions import DynamoDBSessionStore, InMemorySessionStore, SessionStore
 from .settings import Settings
 from .turns import TurnService
+
+if TYPE_CHECKING:
+    from .repeats import Repeats
 
 
 def key_provider(settings: Settings) -> KeyProvider:
@@ -49,3 +54,14 @@ def turn_service(settings: Settings) -> TurnService:
         default_inputs=settings.dify_inputs,
         limiter=rate_limiter(settings),
     )
+
+
+def repeats(settings: Settings) -> Repeats:
+    from . import repeats as module
+
+    if settings.sessions_table:
+        table = settings.sessions_table
+        return module.Repeats(
+            lambda: module.dynamodb_persistence(table), ttl_seconds=settings.idempotency_ttl_seconds
+        )
+    return module.Repeats(module.InMemoryPersistenceLayer, ttl_seconds=settings.idempotency_ttl_seconds)
