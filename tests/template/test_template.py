@@ -145,3 +145,12 @@ def test_the_layer_and_the_tests_use_the_same_runtime_dependencies():
     dev = locked_requirements("requirements/dev.txt")
     for requirement in direct:
         assert requirement in layer and requirement in dev
+
+
+def test_the_relay_answers_before_the_gateway_or_lambda_cut_the_call():
+    variables = FUNCTION["Environment"]["Variables"]
+    gateway_ms = int(variables["GATEWAY_TIMEOUT_MS"])
+    integration_ms = FUNCTION["Events"]["ChatPost"]["Properties"]["TimeoutInMillis"]
+    assert gateway_ms == integration_ms  # the budget the relay plans with is the gateway's real timeout
+    assert FUNCTION["Timeout"] * 1000 >= gateway_ms  # Lambda never cuts before the gateway budget runs out
+    assert 0 < int(variables["DEADLINE_MARGIN_MS"]) < gateway_ms

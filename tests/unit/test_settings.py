@@ -18,6 +18,9 @@ def test_defaults_fit_dify_cloud():
         "answer",
     )
     assert settings.dify_inputs == {} and settings.allowed_inputs == frozenset()
+    assert (settings.gateway_timeout_ms, settings.deadline_margin_ms) == (29_000, 1_500)
+    assert settings.require_origin is False and settings.max_body_bytes == 32_768
+    assert settings.rate_budgets.session_per_minute == 20
 
 
 def test_values_are_read_and_normalised():
@@ -59,6 +62,8 @@ def test_the_secret_wins_over_a_local_key():
         BASE | {"MAX_MESSAGE_CHARS": "0"},
         BASE | {"SESSION_TTL_SECONDS": "60"},
         BASE | {"UPSTREAM_MODE": "sometimes"},
+        BASE | {"REQUIRE_ORIGIN": "yes"},
+        BASE | {"RATE_LIMIT_IP_PER_MINUTE": "-1"},
         BASE | {"DIFY_INPUTS": "[1, 2]"},
         BASE | {"DIFY_INPUTS": "{topic: billing}"},
     ],
