@@ -36,7 +36,12 @@ def start_simulator(env) -> tuple:
         name.strip() for name in env.get("SIMULATED_REQUIRED_INPUTS", "").split(",") if name.strip()
     )
     key = "app-local-" + secrets.token_hex(8)
-    app = App(mode=mode, required_inputs=required, query_input=env.get("QUERY_INPUT") or "query")
+    app = App(
+        mode=mode,
+        required_inputs=required,
+        query_input=env.get("QUERY_INPUT") or "query",
+        stream_delay=float(env.get("SIMULATED_STREAM_DELAY") or 0),  # seconds between streamed events
+    )
     return DifySimulator(apps={key: app}).start(), key
 
 
