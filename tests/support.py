@@ -57,3 +57,20 @@ def reply_from(result: dict) -> Reply:
     for name, values in (result.get("multiValueHeaders") or {}).items():
         headers[name.lower()] = ",".join(values)
     return Reply(result["statusCode"], headers, result.get("body") or "")
+
+
+@cache
+def openapi() -> dict:
+    return json.loads((ROOT / "docs" / "openapi.json").read_text())
+
+
+def check_schema(name: str, instance) -> None:
+    """Fails unless `instance` matches the widget API's OpenAPI schema `name`."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    document = Resource.from_contents(openapi(), default_specification=DRAFT202012)
+    registry = Registry().with_resource("urn:widget-api", document)
+    schema = {"$ref": f"urn:widget-api#/components/schemas/{name}"}
+    Draft202012Validator(schema, registry=registry).validate(instance)

@@ -1,4 +1,4 @@
-"""Lambda entry point: routes of the widget API v1 mapped to the turn service."""
+"""Lambda entry point: routes of the widget API v1 mapped to the turn and companion services."""
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -8,14 +8,23 @@ from aws_lambda_powertools.logging import correlation_paths
 from relay import telemetry, wiring
 from relay.deadline import Deadline
 from relay.errors import ErrorKind, RelayError
+from relay.openapi import document as openapi_document
 from relay.origins import OriginPolicy
 from relay.settings import Settings
 from relay.telemetry import metrics
-from relay.widget import parse_chat_request
+from relay.widget import (
+    history_limit_of,
+    json_body,
+    message_id_of,
+    parse_chat_request,
+    parse_feedback,
+    session_id_of,
+)
 
 logger = Logger()
 settings = Settings.from_env()
-turns = wiring.turn_service(settings)
+services = wiring.services(settings)
+turns, companion = services.turns, services.companion
 repeats = wiring.repeats(settings)
 origins = OriginPolicy(settings.allowed_origins, require_origin=settings.require_origin)
 app = APIGatewayRestResolver(cors=origins)
@@ -39,11 +48,7 @@ def chat():
         allowed_inputs=settings.allowed_inputs,
         max_body_bytes=settings.max_body_bytes,
     )
-    deadline = Deadline.for_invocation(
-        app.lambda_context,
-        gateway_timeout_ms=settings.gateway_timeout_ms,
-        margin_ms=settings.deadline_margin_ms,
-    )
+    deadline = invocation_deadline()
     client_ip = app.current_event.request_context.identity.source_ip
 
     def answer() -> dict:
@@ -53,6 +58,54 @@ def chat():
     if key is None:
         return answer()
     return repeats.answer(key, request.scope(), answer, app.lambda_context)
+
+
+@app.get("/v1/config")
+def config():
+    return companion.config(invocation_deadline())
+
+
+@app.post("/v1/feedback")
+def feedback():
+    request = parse_feedback(app.current_event.decoded_body, max_body_bytes=settings.max_body_bytes)
+    companion.feedback(
+        request.session_id, request.message_id, request.rating, request.content, invocation_deadline()
+    )
+    return {"result": "ok"}
+
+
+@app.get("/v1/suggested")
+def suggested():
+    query = app.current_event.query_string_parameters or {}
+    session_id, message_id = session_id_of(query.get("sessionId")), message_id_of(query.get("messageId"))
+    return {"questions": companion.suggested(session_id, message_id, invocation_deadline())}
+
+
+@app.get("/v1/history")
+def history():
+    query = app.current_event.query_string_parameters or {}
+    session_id, limit = session_id_of(query.get("sessionId")), history_limit_of(query.get("limit"))
+    return {"sessionId": session_id, "turns": companion.history(session_id, limit, invocation_deadline())}
+
+
+@app.delete("/v1/session")
+def erase_session():
+    body = json_body(app.current_event.decoded_body, settings.max_body_bytes)
+    companion.erase(session_id_of(body.get("sessionId")), invocation_deadline())
+    return Response(status_code=204, body="")
+
+
+@app.get("/v1/openapi.json")
+def openapi():
+    return openapi_document()
+
+
+def invocation_deadline() -> Deadline:
+    return Deadline.for_invocation(
+        app.lambda_context,
+        gateway_timeout_ms=settings.gateway_timeout_ms,
+        margin_ms=settings.deadline_margin_ms,
+    )
 
 
 def error_response(error: RelayError) -> Response:

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.apigw import LambdaContext, load_event
+from local.apigw import LambdaContext, load_event, rest_event
 from local.dify_simulator import App, DifySimulator
 from tests.conftest import CANARY, DIFY_KEY
 from tests.support import Reply, create_sessions_table, reply_from
@@ -66,6 +66,14 @@ class Relay:
         request["body"] = body if isinstance(body, str) else json.dumps(body)
         set_origin(request, origin)
         return self.invoke(request)
+
+    def request(
+        self, method: str, path: str, *, body=None, query: str = "", origin: str | None = ORIGIN
+    ) -> Reply:
+        """Any route, as API Gateway would deliver it."""
+        headers = {"Content-Type": "application/json"} | ({"Origin": origin} if origin else {})
+        payload = None if body is None else body if isinstance(body, str) else json.dumps(body)
+        return self.invoke(rest_event(method, path, headers=headers, body=payload, query=query))
 
 
 def set_origin(event: dict, origin: str | None) -> None:

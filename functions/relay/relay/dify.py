@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from urllib.parse import urlencode
 
 import urllib3
 from aws_lambda_powertools import Logger
@@ -97,6 +98,13 @@ class ConversationNotFound(RelayError):
         super().__init__(ErrorKind.UPSTREAM_REJECTED, "The conversation could not be continued.")
 
 
+def _checked_id(value: str) -> str:
+    """Ids that go into a Dify URL are UUIDs, never a path a visitor could steer."""
+    if not is_uuid(value):
+        raise RelayError(ErrorKind.INVALID_REQUEST, "Unknown message or conversation id.")
+    return value
+
+
 def is_uuid(value: str) -> bool:
     try:
         return str(uuid.UUID(value)) == value.lower()
@@ -175,12 +183,54 @@ class DifyClient:
         """The app's mode from GET /info, asked once per container; a failed lookup is asked again."""
         with self._lock:
             if self._app_mode is None:
-                mode = self._call("GET", "/info", deadline).get("mode")
+                mode = self.info(deadline).get("mode")
                 if mode not in APP_ROUTES:
                     raise _misconfigured("Dify reported an app mode the relay does not know", dify_mode=mode)
                 logger.info("Dify app mode detected", extra={"dify_mode": mode})
                 self._app_mode = mode
             return self._app_mode
+
+    def info(self, deadline: Deadline) -> dict:
+        """GET /info: the app's name, description and mode."""
+        return self._call("GET", "/info", deadline)
+
+    def parameters(self, deadline: Deadline) -> dict:
+        """GET /parameters: opening statement, suggested questions, feature switches, the input form."""
+        return self._call("GET", "/parameters", deadline)
+
+    def feedback(self, message_id: str, user: str, rating: str | None, content: str | None, deadline) -> None:
+        payload = {"rating": rating, "user": user} | ({"content": content} if content else {})
+        self._call("POST", f"/messages/{_checked_id(message_id)}/feedbacks", deadline, payload)
+
+    def suggested(self, message_id: str, user: str, deadline: Deadline) -> list[str]:
+        """Follow-up questions; none when the app has the feature switched off."""
+        path = f"/messages/{_checked_id(message_id)}/suggested?" + urlencode({"user": user})
+        try:
+            data = self._call("GET", path, deadline).get("data")
+        except RelayError as error:
+            if error.dify_status in (400, 403):  # bad_request (older Dify) or 403: the feature is off
+                return []
+            raise
+        return [q for q in data if isinstance(q, str)] if isinstance(data, list) else []
+
+    def history(self, conversation_id: str, user: str, limit: int, deadline: Deadline) -> list[dict]:
+        """The conversation's latest `limit` messages, oldest first; none for a conversation Dify forgot."""
+        query = urlencode({"conversation_id": _checked_id(conversation_id), "user": user, "limit": limit})
+        try:
+            data = self._call("GET", f"/messages?{query}", deadline).get("data")
+        except RelayError as error:
+            if error.dify_status == 404:
+                return []
+            raise
+        return list(reversed(data)) if isinstance(data, list) else []
+
+    def delete_conversation(self, conversation_id: str, user: str, deadline: Deadline) -> None:
+        """Deletes a conversation; one Dify no longer has counts as deleted."""
+        try:
+            self._call("DELETE", f"/conversations/{_checked_id(conversation_id)}", deadline, {"user": user})
+        except RelayError as error:
+            if error.dify_status != 404:
+                raise
 
     def ask(
         self, question: Question, *, app_mode: str, deadline: Deadline, streaming: bool = False
@@ -259,7 +309,10 @@ class DifyClient:
         self, method: str, path: str, deadline: Deadline, payload=None, sent_conversation=False
     ) -> dict:
         response = self._open(method, path, payload, deadline, sent_conversation)
-        data = _json_object(self._read_all(response, deadline))
+        raw = self._read_all(response, deadline)
+        if response.status == 204:
+            return {}
+        data = _json_object(raw)
         if data is None:
             raise _malformed()
         return data
@@ -354,7 +407,9 @@ class DifyClient:
         logger.warning("Dify error", extra={"dify_status": status, "dify_code": code})
         if sent_conversation and (status, code) in _ENDED_CONVERSATION:
             return ConversationNotFound()
-        return upstream_error(status, data or {}, headers)
+        error = upstream_error(status, data or {}, headers)
+        error.dify_status = status
+        return error
 
     def _request(self, method: str, path: str, body: bytes | None, key: str, deadline: Deadline):
         remaining = deadline.remaining()

@@ -36,6 +36,7 @@ class RelayError(Exception):
         self.kind = kind
         self.message = message
         self.retry_after = retry_after
+        self.dify_status: int | None = None  # Dify's status when the error is its answer
 
     def body(self) -> dict:
         return {"error": {"code": self.kind.code, "message": self.message, "retryable": self.kind.retryable}}

@@ -23,6 +23,8 @@ class SessionStore(Protocol):
 
     def save(self, session: Session) -> None: ...
 
+    def delete(self, session_id: str) -> None: ...
+
 
 class InMemorySessionStore:
     """Sessions for local runs and tests; lost when the process ends."""
@@ -42,6 +44,10 @@ class InMemorySessionStore:
     def save(self, session: Session) -> None:
         with self._lock:
             self._sessions[session.session_id] = session
+
+    def delete(self, session_id: str) -> None:
+        with self._lock:
+            self._sessions.pop(session_id, None)
 
 
 class DynamoDBSessionStore(DynamoDBTable):
@@ -74,3 +80,7 @@ class DynamoDBSessionStore(DynamoDBTable):
             item["conversationId"] = {"S": session.conversation_id}
         with self.unavailable_as_store_error():
             self.client.put_item(TableName=self.table_name, Item=item)
+
+    def delete(self, session_id: str) -> None:
+        with self.unavailable_as_store_error():
+            self.client.delete_item(TableName=self.table_name, Key={"pk": {"S": self.PREFIX + session_id}})

@@ -40,6 +40,7 @@ class Settings:
     read_timeout: float
     gateway_timeout_ms: int
     idempotency_ttl_seconds: int
+    config_ttl_seconds: int
     deadline_margin_ms: int
 
     @classmethod
@@ -108,5 +109,6 @@ class Settings:
             read_timeout=number("DIFY_READ_TIMEOUT", 25.0, 0.1, float),
             gateway_timeout_ms=number("GATEWAY_TIMEOUT_MS", 29_000, 1_000),
             idempotency_ttl_seconds=number("IDEMPOTENCY_TTL_SECONDS", 3_600, 60),
+            config_ttl_seconds=number("CONFIG_TTL_SECONDS", 300, 0),
             deadline_margin_ms=number("DEADLINE_MARGIN_MS", 1_500, 0),
         )

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from .errors import ErrorKind, RelayError
 
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{8,128}")
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+MAX_FEEDBACK_CHARS = 1000
+MAX_HISTORY = 100
 MAX_USER_CHARS = 255  # Dify stores `user` in a 255-character column
 MAX_INPUT_CHARS = 2000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -36,13 +39,7 @@ def _invalid(message: str) -> RelayError:
     return RelayError(ErrorKind.INVALID_REQUEST, message)
 
 
-def parse_chat_request(
-    body: str | None,
-    *,
-    max_message_chars: int,
-    allowed_inputs: frozenset[str] = frozenset(),
-    max_body_bytes: int = 32_768,
-) -> ChatRequest:
+def json_body(body: str | None, max_body_bytes: int) -> dict:
     if body and len(body.encode("utf-8", "surrogatepass")) > max_body_bytes:
         raise RelayError(
             ErrorKind.REQUEST_TOO_LARGE, f"The request body is larger than {max_body_bytes} bytes."
@@ -53,6 +50,31 @@ def parse_chat_request(
         raise _invalid("The request body must be a JSON object.") from None
     if not isinstance(data, dict):
         raise _invalid("The request body must be a JSON object.")
+    return data
+
+
+def session_id_of(value, *, required: bool = True) -> str | None:
+    if value is None and not required:
+        return None
+    if not (isinstance(value, str) and SESSION_ID.fullmatch(value)):
+        raise _invalid("'sessionId' must be 8 to 128 letters, digits, '_' or '-'.")
+    return value
+
+
+def message_id_of(value) -> str:
+    if not (isinstance(value, str) and UUID.fullmatch(value)):
+        raise _invalid("'messageId' must be a message id the relay returned.")
+    return value
+
+
+def parse_chat_request(
+    body: str | None,
+    *,
+    max_message_chars: int,
+    allowed_inputs: frozenset[str] = frozenset(),
+    max_body_bytes: int = 32_768,
+) -> ChatRequest:
+    data = json_body(body, max_body_bytes)
 
     message = data.get("message")
     if not isinstance(message, str) or not message.strip():
@@ -64,9 +86,7 @@ def parse_chat_request(
     if _CONTROL.search(message):
         raise _invalid("'message' must not contain NUL or other control characters.")
 
-    session_id = data.get("sessionId")
-    if session_id is not None and not (isinstance(session_id, str) and SESSION_ID.fullmatch(session_id)):
-        raise _invalid("'sessionId' must be 8 to 128 letters, digits, '_' or '-'.")
+    session_id = session_id_of(data.get("sessionId"), required=False)
 
     user = data.get("user")
     if user is not None and not (
@@ -97,3 +117,36 @@ def _inputs(inputs, allowed: frozenset[str]) -> dict:
                 f"'inputs.{name}' must be a number, a boolean or a string of up to {MAX_INPUT_CHARS} chars."
             )
     return inputs
+
+
+@dataclass(frozen=True)
+class FeedbackRequest:
+    session_id: str
+    message_id: str
+    rating: str | None
+    content: str | None
+
+
+def parse_feedback(body: str | None, *, max_body_bytes: int) -> FeedbackRequest:
+    data = json_body(body, max_body_bytes)
+    if "rating" not in data or data["rating"] not in ("like", "dislike", None):
+        raise _invalid('\'rating\' must be "like", "dislike" or null (to withdraw a rating).')
+    content = data.get("content")
+    if content is not None and not (
+        isinstance(content, str) and len(content) <= MAX_FEEDBACK_CHARS and not _CONTROL.search(content)
+    ):
+        raise _invalid(f"'content' must be a string of at most {MAX_FEEDBACK_CHARS} characters.")
+    return FeedbackRequest(
+        session_id=session_id_of(data.get("sessionId")),
+        message_id=message_id_of(data.get("messageId")),
+        rating=data["rating"],
+        content=content or None,
+    )
+
+
+def history_limit_of(value: str | None) -> int:
+    if value is None:
+        return 20
+    if not value.isdigit() or not 1 <= int(value) <= MAX_HISTORY:
+        raise _invalid(f"'limit' must be a whole number from 1 to {MAX_HISTORY}.")
+    return int(value)

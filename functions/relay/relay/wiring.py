@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import urllib3
 
+from .companion import CompanionService
 from .dify import DifyClient
 from .keys import KeyProvider, SecretsManagerKeyProvider, StaticKeyProvider
 from .limits import DynamoDBCounters, InMemoryCounters, RateLimiter
@@ -35,7 +37,14 @@ def rate_limiter(settings: Settings) -> RateLimiter:
     return RateLimiter(InMemoryCounters(), settings.rate_budgets)
 
 
-def turn_service(settings: Settings) -> TurnService:
+@dataclass(frozen=True)
+class Services:
+    turns: TurnService
+    companion: CompanionService
+
+
+def services(settings: Settings) -> Services:
+    """The turn and companion services, sharing one Dify client (one connection pool) and session store."""
     dify = DifyClient(
         settings.dify_api_url,
         key_provider(settings),
@@ -45,15 +54,24 @@ def turn_service(settings: Settings) -> TurnService:
         query_input=settings.query_input,
         answer_output=settings.answer_output,
     )
-    return TurnService(
+    sessions = session_store(settings)
+    turns = TurnService(
         dify,
-        session_store(settings),
+        sessions,
         session_ttl_seconds=settings.session_ttl_seconds,
         app_mode=settings.dify_app_mode,
         upstream_mode=settings.upstream_mode,
         default_inputs=settings.dify_inputs,
         limiter=rate_limiter(settings),
     )
+    companion = CompanionService(
+        dify,
+        sessions,
+        app_mode=settings.dify_app_mode,
+        allowed_inputs=settings.allowed_inputs,
+        config_ttl_seconds=settings.config_ttl_seconds,
+    )
+    return Services(turns, companion)
 
 
 def repeats(settings: Settings) -> Repeats:

@@ -1,0 +1,250 @@
+"""The widget API v1 as an OpenAPI 3.1 document, built from the relay's own names and limits.
+
+Served at GET /v1/openapi.json and checked in as docs/openapi.json
+(`PYTHONPATH=functions/relay python -m relay.openapi > docs/openapi.json`); the tests validate real responses
+against it.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+from .errors import ErrorKind
+from .widget import MAX_FEEDBACK_CHARS, MAX_HISTORY, MAX_INPUT_CHARS, MAX_USER_CHARS, SESSION_ID, UUID
+
+MODES = ["chat", "chatflow", "agent", "completion", "workflow"]
+
+
+def _object(properties: dict, required: tuple[str, ...] = ()) -> dict:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_SESSION_ID = {"type": "string", "pattern": f"^{SESSION_ID.pattern}$"}
+_MESSAGE_ID = {"type": "string", "pattern": f"^{UUID.pattern}$"}
+
+SCHEMAS = {
+    "ChatRequest": _object(
+        {
+            "message": {"type": "string", "minLength": 1, "description": "The visitor's text."},
+            "sessionId": _SESSION_ID
+            | {"description": "Leave out on a first message; the relay creates one."},
+            "user": {"type": "string", "minLength": 1, "maxLength": MAX_USER_CHARS},
+            "inputs": {
+                "type": "object",
+                "description": "App inputs named in ALLOWED_INPUTS.",
+                "additionalProperties": {
+                    "anyOf": [
+                        {"type": "string", "maxLength": MAX_INPUT_CHARS},
+                        {"type": ["number", "boolean"]},
+                    ]
+                },
+            },
+        },
+        ("message",),
+    ),
+    "ChatAnswer": _object(
+        {
+            "answer": {"type": "string"},
+            "sessionId": _SESSION_ID,
+            "conversationId": {"type": ["string", "null"], "description": "Dify's own id; null without one."},
+            "messageId": {"type": ["string", "null"]},
+            "mode": {"enum": MODES},
+            "usage": _object(
+                {
+                    name: {"type": "integer", "minimum": 0}
+                    for name in ("promptTokens", "completionTokens", "totalTokens")
+                }
+            ),
+            "sources": {
+                "type": "array",
+                "items": _object(
+                    {"title": {"type": "string"}, "snippet": {"type": "string"}}, ("title", "snippet")
+                ),
+            },
+        },
+        ("answer", "sessionId", "conversationId", "messageId", "mode"),
+    ),
+    "Error": _object(
+        {
+            "error": _object(
+                {
+                    "code": {"enum": sorted(kind.code for kind in ErrorKind)},
+                    "message": {"type": "string"},
+                    "retryable": {"type": "boolean"},
+                },
+                ("code", "message", "retryable"),
+            )
+        },
+        ("error",),
+    ),
+    "Config": _object(
+        {
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "mode": {"enum": MODES},
+            "openingStatement": {"type": "string"},
+            "starterQuestions": {"type": "array", "items": {"type": "string"}},
+            "features": _object(
+                {"feedback": {"type": "boolean"}, "suggestions": {"type": "boolean"}},
+                ("feedback", "suggestions"),
+            ),
+            "inputs": {"type": "array", "items": _ref("InputField")},
+        },
+        ("name", "description", "mode", "openingStatement", "starterQuestions", "features", "inputs"),
+    ),
+    "InputField": _object(
+        {
+            "variable": {"type": "string"},
+            "label": {"type": "string"},
+            "type": {"enum": ["text", "paragraph", "select", "number"]},
+            "required": {"type": "boolean"},
+            "maxLength": {"type": "integer"},
+            "options": {"type": "array", "items": {"type": "string"}},
+        },
+        ("variable", "label", "type", "required"),
+    ),
+    "FeedbackRequest": _object(
+        {
+            "sessionId": _SESSION_ID,
+            "messageId": _MESSAGE_ID,
+            "rating": {"enum": ["like", "dislike", None], "description": "null withdraws a rating."},
+            "content": {"type": "string", "maxLength": MAX_FEEDBACK_CHARS},
+        },
+        ("sessionId", "messageId", "rating"),
+    ),
+    "FeedbackResult": _object({"result": {"const": "ok"}}, ("result",)),
+    "Suggestions": _object({"questions": {"type": "array", "items": {"type": "string"}}}, ("questions",)),
+    "History": _object(
+        {
+            "sessionId": _SESSION_ID,
+            "turns": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "question": {"type": "string"},
+                        "answer": {"type": "string"},
+                        "messageId": {"type": ["string", "null"]},
+                        "createdAt": {"type": ["integer", "null"], "description": "Unix seconds."},
+                    },
+                    ("question", "answer", "messageId", "createdAt"),
+                ),
+            },
+        },
+        ("sessionId", "turns"),
+    ),
+    "EraseRequest": _object({"sessionId": _SESSION_ID}, ("sessionId",)),
+}
+
+_ERRORS = {
+    str(status): {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+    for status, description in {
+        400: "Invalid request",
+        403: "Origin not allowed",
+        404: "Unknown route or session",
+        409: "The same message is still being answered",
+        413: "Message or body too large",
+        429: "Rate limited (see Retry-After)",
+        500: "Unexpected relay failure",
+        502: "Dify failed or refused",
+        503: "Dify busy or out of quota, or the relay briefly unavailable",
+        504: "Dify did not answer in time",
+    }.items()
+}
+
+
+def _json(name: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _operation(summary: str, ok: dict, *, body: str | None = None, parameters: list | None = None) -> dict:
+    operation = {"summary": summary, "responses": ok | _ERRORS}
+    if body:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    if parameters:
+        operation["parameters"] = parameters
+    return operation
+
+
+def _query(name: str, schema: dict, required: bool = True) -> dict:
+    return {"name": name, "in": "query", "required": required, "schema": schema}
+
+
+@cache
+def document() -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Dify Relay widget API",
+            "version": "1",
+            "description": "What a website chat widget calls; the Dify app key stays on the server.",
+        },
+        "paths": {
+            "/v1/chat": {
+                "post": _operation(
+                    "Send a visitor's message and get the answer",
+                    {"200": _json("ChatAnswer", "The answer")},
+                    body="ChatRequest",
+                    parameters=[
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{8,128}$"},
+                        }
+                    ],
+                )
+            },
+            "/v1/config": {
+                "get": _operation("What to show before the first message", {"200": _json("Config", "")})
+            },
+            "/v1/feedback": {
+                "post": _operation(
+                    "Rate an answer", {"200": _json("FeedbackResult", "Recorded")}, body="FeedbackRequest"
+                )
+            },
+            "/v1/suggested": {
+                "get": _operation(
+                    "Follow-up questions for an answer",
+                    {"200": _json("Suggestions", "Empty when the app has the feature off")},
+                    parameters=[_query("sessionId", _SESSION_ID), _query("messageId", _MESSAGE_ID)],
+                )
+            },
+            "/v1/history": {
+                "get": _operation(
+                    "The session's turns, oldest first",
+                    {"200": _json("History", "Empty for an unknown session")},
+                    parameters=[
+                        _query("sessionId", _SESSION_ID),
+                        _query(
+                            "limit", {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY}, required=False
+                        ),
+                    ],
+                )
+            },
+            "/v1/session": {
+                "delete": _operation(
+                    "Erase the session and its Dify conversation",
+                    {"204": {"description": "Erased (also when there was nothing to erase)"}},
+                    body="EraseRequest",
+                )
+            },
+            "/v1/openapi.json": {
+                "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}
+            },
+        },
+        "components": {"schemas": SCHEMAS},
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(document(), indent=2))

@@ -1,0 +1,163 @@
+"""The widget's companion routes: config, feedback, follow-ups, history and erasure, each resolved through the
+session record, each answer valid against the checked-in OpenAPI document."""
+
+import json
+from urllib.parse import urlencode
+
+import pytest
+
+from local.dify_simulator import App
+from relay.openapi import document
+from tests.conftest import DIFY_KEY
+from tests.integration.conftest import ORIGIN
+from tests.support import ROOT, check_schema
+
+NOT_A_MESSAGE = "0b6f5e6e-8a53-4e6b-9f1e-2f4a3b1c9d7e"
+
+
+def ok(reply, schema: str | None, status: int = 200):
+    assert reply.status == status, reply.raw_body
+    assert reply.headers["access-control-allow-origin"] == ORIGIN
+    if schema:
+        check_schema(schema, reply.json)
+    return reply.json if reply.raw_body else None
+
+
+def refused(reply, status: int, code: str):
+    assert (reply.status, reply.error_code) == (status, code), reply.raw_body
+    check_schema("Error", reply.json)
+
+
+@pytest.fixture
+def chatted(relay):
+    """A session with two turns."""
+    first = ok(relay.chat({"message": "Hello"}), "ChatAnswer")
+    second = ok(relay.chat({"message": "More", "sessionId": first["sessionId"]}), "ChatAnswer")
+    return first["sessionId"], [first["messageId"], second["messageId"]]
+
+
+def test_config_shows_the_welcome_and_only_allowed_inputs(make_relay, simulator):
+    simulator.apps[DIFY_KEY] = App(
+        mode="advanced-chat",
+        name="Help desk",
+        required_inputs=("topic",),
+        optional_inputs=("lang",),
+        opening_statement="Hi! Ask me anything.",
+        suggested_questions=("How do refunds work?", "Where is my order?"),
+    )
+    relay = make_relay(DIFY_APP_MODE="auto", ALLOWED_INPUTS="lang", DIFY_INPUTS='{"topic": "x"}')
+    config = ok(relay.request("GET", "/v1/config"), "Config")
+    assert config["name"] == "Help desk" and config["mode"] == "chatflow"
+    assert config["openingStatement"] == "Hi! Ask me anything."
+    assert config["starterQuestions"] == ["How do refunds work?", "Where is my order?"]
+    assert config["features"] == {"feedback": True, "suggestions": True}
+    assert [field["variable"] for field in config["inputs"]] == ["lang"]
+    calls = len(simulator.requests)
+    assert relay.request("GET", "/v1/config").json == config
+    assert len(simulator.requests) == calls  # cached per container
+
+
+def test_feedback_reaches_dify_with_the_sessions_user(relay, simulator, chatted):
+    session, messages = chatted
+    reply = relay.request(
+        "POST",
+        "/v1/feedback",
+        body={"sessionId": session, "messageId": messages[0], "rating": "like", "content": "!"},
+    )
+    ok(reply, "FeedbackResult")
+    [sent] = [r for r in simulator.requests if r.path.endswith("/feedbacks")]
+    assert sent.path == f"/v1/messages/{messages[0]}/feedbacks"
+    assert sent.body == {"rating": "like", "user": session, "content": "!"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"sessionId": "unknown-session-1", "messageId": NOT_A_MESSAGE, "rating": "like"}, 404, "not_found"),
+        ({"sessionId": "{session}", "messageId": NOT_A_MESSAGE, "rating": "like"}, 404, "not_found"),
+        ({"sessionId": "{session}", "messageId": "../../info", "rating": "like"}, 400, "invalid_request"),
+        ({"sessionId": "{session}", "messageId": "{message}", "rating": "love"}, 400, "invalid_request"),
+        ({"sessionId": "{session}", "messageId": "{message}"}, 400, "invalid_request"),
+    ],
+)
+def test_feedback_refusals(relay, chatted, body, status, code):
+    session, messages = chatted
+    body = json.loads(json.dumps(body).replace("{session}", session).replace("{message}", messages[0]))
+    refused(relay.request("POST", "/v1/feedback", body=body), status, code)
+
+
+def test_follow_up_questions_and_a_switched_off_feature(make_relay, simulator):
+    relay = make_relay()
+    first = relay.chat({"message": "Hi"}).json
+    query = urlencode({"sessionId": first["sessionId"], "messageId": first["messageId"]})
+    questions = ok(relay.request("GET", "/v1/suggested", query=query), "Suggestions")["questions"]
+    assert len(questions) == 3 and all(isinstance(q, str) and q for q in questions)
+    simulator.apps[DIFY_KEY] = App(mode="chat", suggested_after_answer=False)
+    relay = make_relay()
+    first = relay.chat({"message": "Hi"}).json
+    query = urlencode({"sessionId": first["sessionId"], "messageId": first["messageId"]})
+    assert ok(relay.request("GET", "/v1/suggested", query=query), "Suggestions") == {"questions": []}
+
+
+def test_history_restores_the_turns_oldest_first(relay, chatted):
+    session, messages = chatted
+    history = ok(relay.request("GET", "/v1/history", query=urlencode({"sessionId": session})), "History")
+    assert [t["question"] for t in history["turns"]] == ["Hello", "More"]
+    assert [t["messageId"] for t in history["turns"]] == messages
+    assert history["turns"][1]["answer"].startswith("Turn 2:")
+    latest = ok(
+        relay.request("GET", "/v1/history", query=urlencode({"sessionId": session, "limit": 1})), "History"
+    )
+    assert [t["question"] for t in latest["turns"]] == ["More"]
+
+
+def test_history_of_an_unknown_session_is_empty(relay, simulator):
+    reply = relay.request("GET", "/v1/history", query="sessionId=never-seen-session")
+    assert ok(reply, "History") == {"sessionId": "never-seen-session", "turns": []}
+    assert simulator.requests == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "sessionId=bad id", "sessionId=valid-session-1&limit=0", "sessionId=valid-session-1&limit=x"],
+)
+def test_history_refuses_bad_queries(relay, query):
+    refused(relay.request("GET", "/v1/history", query=query), 400, "invalid_request")
+
+
+def test_erasing_a_session_deletes_the_conversation_and_is_idempotent(relay, simulator, chatted, aws):
+    session, _ = chatted
+    conversation = next(
+        r.body["conversation_id"] for r in simulator.requests if r.body and "conversation_id" in r.body
+    )
+    assert ok(relay.request("DELETE", "/v1/session", body={"sessionId": session}), None, 204) is None
+    [deleted] = [r for r in simulator.requests if r.method == "DELETE"]
+    assert deleted.path == f"/v1/conversations/{conversation}" and deleted.body == {"user": session}
+    assert relay.request("GET", "/v1/history", query=f"sessionId={session}").json["turns"] == []
+    assert relay.request("DELETE", "/v1/session", body={"sessionId": session}).status == 204
+    assert relay.chat({"message": "Hi again", "sessionId": session}).json["answer"].startswith("Turn 1:")
+
+
+def test_a_session_reaches_only_its_own_messages(relay, chatted):
+    _, messages = chatted
+    other = relay.chat({"message": "I am someone else"}).json["sessionId"]
+    body = {"sessionId": other, "messageId": messages[0], "rating": "dislike"}
+    refused(relay.request("POST", "/v1/feedback", body=body), 404, "not_found")
+
+
+def test_the_served_openapi_document_is_the_checked_in_one(relay):
+    served = ok(relay.request("GET", "/v1/openapi.json"), None)
+    assert served == json.loads((ROOT / "docs" / "openapi.json").read_text()) == document()
+    assert set(served["paths"]) == {
+        "/v1/chat",
+        "/v1/config",
+        "/v1/feedback",
+        "/v1/suggested",
+        "/v1/history",
+        "/v1/session",
+        "/v1/openapi.json",
+    }
+
+
+def test_companion_routes_refuse_other_origins(relay):
+    refused(relay.request("GET", "/v1/config", origin="https://evil.example"), 403, "origin_not_allowed")
