@@ -5,6 +5,7 @@ With no DIFY_API_KEY, an embedded Dify simulator answers, so a first turn works 
 
 from __future__ import annotations
 
+import html
 import os
 import secrets
 import sys
@@ -89,6 +90,35 @@ def make_handler(lambda_handler):
     return RequestHandler
 
 
+def make_demo_handler(relay_url: str, consent: str):
+    """Serves the reference widget and a demo page that embeds it, from an origin of its own."""
+    files = {
+        "/": ("demo.html", "text/html; charset=utf-8"),
+        "/relay-widget.js": ("relay-widget.js", "text/javascript; charset=utf-8"),
+    }
+
+    class DemoHandler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            name, content_type = files.get(self.path.partition("?")[0], (None, None))
+            if name is None:
+                self.send_error(404)
+                return
+            text = (ROOT / "widget" / name).read_text()
+            attribute = f'data-consent="{html.escape(consent)}"' if consent else ""
+            payload = text.replace("{{RELAY_URL}}", relay_url).replace("{{CONSENT}}", attribute).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args) -> None:
+            pass
+
+    return DemoHandler
+
+
 def main() -> None:
     sys.path.insert(0, str(ROOT / "functions" / "relay"))
     os.environ.setdefault("ALLOWED_ORIGINS", "*")
@@ -106,6 +136,18 @@ def main() -> None:
 
     port = int(os.environ.get("PORT", "3000"))
     server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(lambda_handler))
+    demo_port = int(os.environ.get("DEMO_PORT", "8080"))
+    try:
+        demo = ThreadingHTTPServer(
+            ("127.0.0.1", demo_port),
+            make_demo_handler(f"http://127.0.0.1:{port}", os.environ.get("DEMO_CONSENT", "")),
+        )
+    except OSError as error:
+        demo = None
+        print(f"Widget demo page not served: port {demo_port} is taken ({error.strerror}); set DEMO_PORT")
+    else:
+        threading.Thread(target=demo.serve_forever, daemon=True).start()
+        print(f"Widget demo page on http://localhost:{demo_port}/", flush=True)
     print(f"Dify Relay listening on http://127.0.0.1:{port}  (POST /v1/chat)", flush=True)
     try:
         server.serve_forever()
@@ -113,6 +155,8 @@ def main() -> None:
         pass
     finally:
         server.server_close()
+        if demo is not None:
+            demo.server_close()
         if simulator is not None:
             simulator.stop()
 

@@ -30,7 +30,7 @@ def local_relay():
         process = subprocess.Popen(
             [sys.executable, "-m", "local.server"],
             cwd=ROOT,
-            env=clean | {"PORT": str(port)} | env,
+            env=clean | {"PORT": str(port), "DEMO_PORT": str(free_port())} | env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

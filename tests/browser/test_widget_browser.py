@@ -1,0 +1,156 @@
+"""The reference widget in a real headless Chromium: the demo page on one localhost origin, the relay (with
+its Dify simulator) on another, exactly as `make local` serves them."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.integration.test_local_server import free_port
+from tests.support import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+SHADOW = "document.querySelector('.dify-relay-widget').shadowRoot"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def servers():
+    relay_port, demo_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIFY_", "SESSIONS_", "ALLOWED_"))}
+    env |= {
+        "PORT": str(relay_port),
+        "DEMO_PORT": str(demo_port),
+        "ALLOWED_ORIGINS": f"http://localhost:{demo_port}",
+        "DEMO_CONSENT": "I agree that this chat is stored.",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local.server"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and b"listening on" not in process.stdout.readline():
+        pass
+    yield {
+        "allowed": f"http://localhost:{demo_port}/",
+        "other": f"http://127.0.0.1:{demo_port}/",
+        "relay": f"http://127.0.0.1:{relay_port}",
+    }
+    process.terminate()
+    process.wait(timeout=10)
+    process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert os.path.exists(CHROMIUM), "Chromium is missing: `make test` installs it (Debian package chromium)"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+def open_chat(page):
+    page.click(".bubble")
+    page.wait_for_selector(".panel:not([hidden])")
+
+
+def test_a_visitor_chats_rates_reloads_and_erases(page, servers):
+    page.goto(servers["allowed"])
+    open_chat(page)
+    page.wait_for_selector(".assistant >> text=Hello! How can I help?")
+    assert page.is_disabled("form button")  # consent first
+    page.check(".consent input")
+    page.fill("textarea", "Hello from the browser")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".assistant >> text=Turn 1: you said 'Hello from the browser'")
+    page.wait_for_selector(".chips button")  # follow-up suggestions arrived
+
+    with page.expect_response("**/v1/feedback") as feedback:
+        page.click("button[aria-label=Helpful]")
+    assert feedback.value.status == 200
+    page.wait_for_selector("button[aria-label=Helpful][aria-pressed=true]")
+
+    page.fill("textarea", "And a second question")
+    page.click("form button")
+    page.wait_for_selector(".assistant >> text=Turn 2: you said 'And a second question'")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "widget-conversation.png"))
+
+    page.reload()
+    open_chat(page)
+    page.wait_for_selector(".assistant >> text=Turn 2: you said 'And a second question'")
+    assert page.locator(".visitor").all_inner_texts() == ["Hello from the browser", "And a second question"]
+
+    with page.expect_response("**/v1/session") as erased:
+        page.click(".erase")
+    assert erased.value.status == 204
+    page.wait_for_function(f"() => !{SHADOW}.querySelector('.visitor')")
+    assert page.evaluate("() => Object.keys(localStorage).filter(k => k.endsWith(':session'))") == []
+    page.reload()
+    open_chat(page)
+    page.wait_for_selector(".assistant >> text=Hello! How can I help?")
+    assert page.locator(".visitor").count() == 0
+
+
+def test_the_widget_is_keyboard_accessible(page, servers):
+    page.goto(servers["allowed"])
+    page.focus(".bubble")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".panel:not([hidden])")
+    assert page.evaluate(
+        "() => document.querySelector('.dify-relay-widget').shadowRoot.activeElement.tagName"
+    ) == ("TEXTAREA")
+    page.keyboard.press("Escape")
+    page.wait_for_selector(".panel", state="hidden")
+
+
+def test_a_page_on_another_origin_cannot_use_the_relay(page, servers):
+    page.goto(servers["other"])
+    open_chat(page)
+    page.wait_for_selector(".notice >> text=The assistant could not be reached.")
+    page.check(".consent input")
+    page.fill("textarea", "Can I use you from here?")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"() => {SHADOW}.querySelectorAll('.notice').length >= 2")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "widget-other-origin.png"))
+    assert page.locator(".assistant").count() == 0
+    # The relay itself refused the origin; the browser only hid the refusal from the page.
+    origin = servers["other"].rstrip("/")
+    request = urllib.request.Request(
+        servers["relay"] + "/v1/config", headers={"Origin": origin}, method="GET"
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 403
+    assert json.loads(refused.value.read())["error"]["code"] == "origin_not_allowed"

@@ -1,0 +1,315 @@
+/*
+ * Dify Relay chat widget: one <script> tag, no build step, no third-party requests.
+ *
+ *   <script src="relay-widget.js" data-relay-url="https://abc.execute-api.eu-west-1.amazonaws.com/live"
+ *           data-title="Ask us" data-color="#0b5fff" data-consent="I agree to the chat terms." defer></script>
+ *
+ * data-relay-url (required): the relay's base URL (the stack's ApiUrl output, without /v1).
+ * data-title, data-color, data-text-color: the panel's title and colours.
+ * data-consent: when set, a checkbox with this text must be ticked before the first message.
+ */
+(function () {
+  "use strict";
+
+  var script = document.currentScript;
+  var base = ((script && script.dataset.relayUrl) || "").replace(/\/+$/, "");
+  if (!base) {
+    console.error("relay-widget: data-relay-url is required");
+    return;
+  }
+  var title = script.dataset.title || "Chat with us";
+  var color = script.dataset.color || "#0b5fff";
+  var textColor = script.dataset.textColor || "#ffffff";
+  var consentText = script.dataset.consent || "";
+  var storeKey = "dify-relay:" + base;
+
+  // Icons are inline SVG: no font or emoji support needed, no request to anyone.
+  var THUMB =
+    '<svg viewBox="0 0 24 24" width="14" height="14" aria-hidden="true"><path fill="currentColor" ' +
+    'd="M2 21h4V9H2v12zm20-11a2 2 0 0 0-2-2h-6.3l1-4.6V3a1.5 1.5 0 0 0-.4-1L13 1 6.6 7.4A2 2 0 0 0 6 9v10a2 ' +
+    '2 0 0 0 2 2h9a2 2 0 0 0 1.8-1.2l3-7.1c.1-.2.2-.5.2-.7v-2z"/></svg>';
+
+  var MESSAGES = {
+    rate_limited: "You are sending messages quickly. Please wait {s} seconds and try again.",
+    busy: "The assistant is busy. Please try again in a moment.",
+    offline: "You appear to be offline. Check your connection and try again.",
+    unreachable: "The assistant could not be reached. Please try again later.",
+    unavailable: "This assistant is unavailable right now.",
+    refused: "This site may not use this assistant.",
+    invalid: "That message could not be sent: {m}",
+  };
+
+  function load(key) {
+    try { return window.localStorage.getItem(storeKey + ":" + key); } catch (e) { return null; }
+  }
+  function save(key, value) {
+    try {
+      if (value === null) window.localStorage.removeItem(storeKey + ":" + key);
+      else window.localStorage.setItem(storeKey + ":" + key, value);
+    } catch (e) { /* storage may be off: the widget still works for this page view */ }
+  }
+  function newKey() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return String(Date.now()) + "-" + Math.random().toString(16).slice(2);
+  }
+
+  // --- talking to the relay ------------------------------------------------------------------------
+
+  function RelayError(kind, text) { this.kind = kind; this.text = text; }
+
+  function call(method, path, body, headers) {
+    var options = { method: method, headers: Object.assign({}, headers || {}) };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    return fetch(base + path, options).then(function (response) {
+      if (response.status === 204) return null;
+      return response.json().catch(function () { return {}; }).then(function (data) {
+        if (response.ok) return data;
+        throw describe(response, (data && data.error) || {});
+      });
+    }, function () {
+      // The browser hides why a request failed: no network, or a page the relay does not serve (no CORS grant).
+      throw new RelayError("offline", navigator.onLine === false ? MESSAGES.offline : MESSAGES.unreachable);
+    });
+  }
+
+  function describe(response, error) {
+    var wait = response.headers.get("Retry-After");
+    if (error.code === "rate_limited") return new RelayError("limited", MESSAGES.rate_limited.replace("{s}", wait || "a few"));
+    if (error.code === "origin_not_allowed") return new RelayError("refused", MESSAGES.refused);
+    if (error.code === "invalid_request" || error.code === "message_too_long" || error.code === "request_too_large")
+      return new RelayError("invalid", MESSAGES.invalid.replace("{m}", error.message || ""));
+    if (error.retryable) return new RelayError("busy", MESSAGES.busy);
+    return new RelayError("unavailable", MESSAGES.unavailable);
+  }
+
+  // --- the interface -------------------------------------------------------------------------------
+
+  var host = document.createElement("div");
+  host.className = "dify-relay-widget";
+  var root = host.attachShadow({ mode: "open" });
+  root.innerHTML =
+    "<style>" +
+    ":host{all:initial;font:15px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d1d1f}" +
+    ".bubble{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;" +
+    "background:var(--c);color:var(--t);font-size:26px;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25)}" +
+    ".panel{position:fixed;right:20px;bottom:88px;width:min(380px,calc(100vw - 40px));height:min(560px,calc(100vh - 120px));" +
+    "display:flex;flex-direction:column;background:#fff;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.25);overflow:hidden}" +
+    ".panel[hidden]{display:none}" +
+    "header{display:flex;align-items:center;gap:8px;padding:12px 14px;background:var(--c);color:var(--t)}" +
+    "header h2{flex:1;margin:0;font-size:16px}" +
+    "header button{background:transparent;border:1px solid currentColor;color:inherit;border-radius:6px;padding:2px 8px;cursor:pointer}" +
+    ".bubble svg{vertical-align:middle}" +
+    ".log{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:8px}" +
+    ".msg{max-width:85%;padding:8px 11px;border-radius:10px;white-space:pre-wrap;word-wrap:break-word}" +
+    ".visitor{align-self:flex-end;background:var(--c);color:var(--t)}" +
+    ".assistant{align-self:flex-start;background:#f1f1f4}" +
+    ".notice{align-self:center;background:#fff4e5;color:#7a4100;font-size:13px}" +
+    ".tools{display:flex;gap:4px;margin-top:4px}" +
+    ".tools button,.chips button{border:1px solid #c9c9d1;background:#fff;border-radius:14px;padding:2px 9px;cursor:pointer}" +
+    ".tools button[aria-pressed=true]{background:var(--c);color:var(--t);border-color:var(--c)}" +
+    ".chips{display:flex;flex-wrap:wrap;gap:6px;padding:0 12px 8px}" +
+    "form{display:flex;gap:6px;padding:10px;border-top:1px solid #e5e5ea}" +
+    "textarea{flex:1;resize:none;font:inherit;padding:7px;border:1px solid #c9c9d1;border-radius:8px}" +
+    "form button{background:var(--c);color:var(--t);border:0;border-radius:8px;padding:0 14px;cursor:pointer}" +
+    "form button:disabled{opacity:.5;cursor:not-allowed}" +
+    ".consent{display:flex;gap:6px;align-items:flex-start;padding:8px 12px;font-size:13px;border-top:1px solid #e5e5ea}" +
+    ":focus-visible{outline:3px solid #ffbf47;outline-offset:2px}" +
+    "</style>" +
+    '<button class="bubble" type="button" aria-label="Open chat" aria-expanded="false">' +
+    '<svg viewBox="0 0 24 24" width="28" height="28" aria-hidden="true"><path fill="currentColor" ' +
+    'd="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/></svg></button>' +
+    '<section class="panel" role="dialog" aria-modal="false" hidden>' +
+    '<header><h2></h2><button class="erase" type="button">Erase chat</button>' +
+    '<button class="close" type="button" aria-label="Close chat">&#x2715;</button></header>' +
+    '<div class="log" role="log" aria-live="polite"></div>' +
+    '<div class="chips" aria-label="Suggested questions"></div>' +
+    '<label class="consent" hidden><input type="checkbox"><span></span></label>' +
+    '<form><label style="flex:1;display:flex"><span hidden>Your message</span>' +
+    '<textarea rows="2" aria-label="Your message" placeholder="Type your message"></textarea></label>' +
+    '<button type="submit">Send</button></form>' +
+    "</section>";
+  host.style.setProperty("--c", color);
+  host.style.setProperty("--t", textColor);
+
+  var $ = function (selector) { return root.querySelector(selector); };
+  var bubble = $(".bubble"), panel = $(".panel"), log = $(".log"), chips = $(".chips");
+  var form = $("form"), input = $("textarea"), send = $("form button");
+  var consent = $(".consent"), consentBox = $(".consent input");
+  $("header h2").textContent = title;
+  panel.setAttribute("aria-label", title);
+
+  var config = null;
+  var started = false;
+  var sending = false;
+
+  if (consentText) {
+    consent.hidden = false;
+    $(".consent span").textContent = consentText;
+    consentBox.checked = load("consent") === "yes";
+    consentBox.addEventListener("change", function () {
+      save("consent", consentBox.checked ? "yes" : null);
+      updateSend();
+    });
+  }
+
+  function updateSend() {
+    var needsConsent = consentText && !consentBox.checked && !load("session");
+    send.disabled = sending || !!needsConsent;
+    send.title = needsConsent ? "Please accept the terms first" : "";
+  }
+
+  function add(kind, text) {
+    var item = document.createElement("div");
+    item.className = "msg " + kind;
+    item.textContent = text;
+    log.appendChild(item);
+    log.scrollTop = log.scrollHeight;
+    return item;
+  }
+
+  function addAnswer(text, messageId) {
+    var item = add("assistant", text);
+    if (messageId && config && config.features && config.features.feedback) {
+      var tools = document.createElement("div");
+      tools.className = "tools";
+      [["like", THUMB, "Helpful"], ["dislike", THUMB.replace("<svg", '<svg style="transform:scaleY(-1)"'), "Not helpful"]].forEach(function (spec) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.innerHTML = spec[1];
+        button.setAttribute("aria-label", spec[2]);
+        button.setAttribute("aria-pressed", "false");
+        button.dataset.rating = spec[0];
+        button.addEventListener("click", function () { rate(tools, button, messageId); });
+        tools.appendChild(button);
+      });
+      item.appendChild(tools);
+    }
+    return item;
+  }
+
+  function rate(tools, button, messageId) {
+    var pressed = button.getAttribute("aria-pressed") === "true";
+    var rating = pressed ? null : button.dataset.rating;
+    call("POST", "/v1/feedback", { sessionId: load("session"), messageId: messageId, rating: rating }).then(function () {
+      tools.querySelectorAll("button").forEach(function (b) {
+        b.setAttribute("aria-pressed", String(b === button && !pressed));
+      });
+    }, notice);
+  }
+
+  function notice(error) {
+    add("notice", error && error.text ? error.text : MESSAGES.unavailable);
+  }
+
+  function showChips(questions) {
+    chips.textContent = "";
+    (questions || []).forEach(function (question) {
+      var chip = document.createElement("button");
+      chip.type = "button";
+      chip.textContent = question;
+      chip.addEventListener("click", function () { ask(question); });
+      chips.appendChild(chip);
+    });
+  }
+
+  function start() {
+    if (started) return;
+    started = true;
+    call("GET", "/v1/config").then(function (data) {
+      config = data;
+      var session = load("session");
+      if (!session) {
+        if (data.openingStatement) add("assistant", data.openingStatement);
+        showChips(data.starterQuestions);
+        return;
+      }
+      return call("GET", "/v1/history?sessionId=" + encodeURIComponent(session)).then(function (history) {
+        if (!history.turns.length && data.openingStatement) add("assistant", data.openingStatement);
+        history.turns.forEach(function (turn) {
+          add("visitor", turn.question);
+          addAnswer(turn.answer, turn.messageId);
+        });
+      });
+    }).catch(function (error) {
+      started = false;
+      notice(error);
+    });
+  }
+
+  function ask(text) {
+    text = (text || "").trim();
+    if (!text || sending) return;
+    if (consentText && !consentBox.checked && !load("session")) {
+      add("notice", "Please tick the box below before your first message.");
+      return;
+    }
+    showChips([]);
+    add("visitor", text);
+    input.value = "";
+    sending = true;
+    updateSend();
+    var body = { message: text };
+    var session = load("session");
+    if (session) body.sessionId = session;
+    var key = newKey();
+    var post = function () { return call("POST", "/v1/chat", body, { "Idempotency-Key": key }); };
+    post().catch(function (error) {
+      // One quiet retry on a dropped connection: the Idempotency-Key makes it safe.
+      if (error.kind === "offline" && navigator.onLine !== false) return post();
+      throw error;
+    }).then(function (answer) {
+      save("session", answer.sessionId);
+      addAnswer(answer.answer, answer.messageId);
+      if (config && config.features && config.features.suggestions && answer.messageId) {
+        var query = "?sessionId=" + encodeURIComponent(answer.sessionId) + "&messageId=" + encodeURIComponent(answer.messageId);
+        call("GET", "/v1/suggested" + query).then(function (data) { showChips(data.questions); }, function () {});
+      }
+    }, notice).then(function () {
+      sending = false;
+      updateSend();
+      input.focus();
+    });
+  }
+
+  function erase() {
+    var session = load("session");
+    var done = function () {
+      save("session", null);
+      log.textContent = "";
+      if (config) {
+        if (config.openingStatement) add("assistant", config.openingStatement);
+        showChips(config.starterQuestions);
+      }
+      updateSend();
+    };
+    if (!session) return done();
+    call("DELETE", "/v1/session", { sessionId: session }).then(done, notice);
+  }
+
+  function open() {
+    panel.hidden = false;
+    bubble.setAttribute("aria-expanded", "true");
+    start();
+    updateSend();
+    input.focus();
+  }
+  function close() {
+    panel.hidden = true;
+    bubble.setAttribute("aria-expanded", "false");
+    bubble.focus();
+  }
+
+  bubble.addEventListener("click", function () { panel.hidden ? open() : close(); });
+  $(".close").addEventListener("click", close);
+  $(".erase").addEventListener("click", erase);
+  panel.addEventListener("keydown", function (event) { if (event.key === "Escape") close(); });
+  form.addEventListener("submit", function (event) { event.preventDefault(); ask(input.value); });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); ask(input.value); }
+  });
+
+  (document.body || document.documentElement).appendChild(host);
+})();
