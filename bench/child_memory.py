@@ -36,6 +36,7 @@ harness.report(
         "python": sys.version.split()[0],
         "after_import_kib": after_import,
         "rss_kib": rss,
-        "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,  # KiB on Linux
+        "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,  # KiB on Linux
+        "hwm_kib": harness.rss_kib("VmHWM"),
     }
 )

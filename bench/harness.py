@@ -110,6 +110,7 @@ def chat_event(body: dict, *, headers: dict[str, str] | None = None) -> dict:
     return event
 
 
-def rss_kib() -> int:
+def rss_kib(field: str = "VmRSS") -> int:
+    """A memory figure of this process from /proc/self/status, in KiB (VmRSS: now; VmHWM: its peak)."""
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))

@@ -39,19 +39,17 @@ from bench import cost, harness, lambda_layout  # noqa: E402
 from bench.loopback import Loopback  # noqa: E402
 
 BENCH = ROOT / "bench"
-MB = 1_000_000
 MIB = 1024 * 1024
 
 BUDGET_WARM_MEDIAN_MS = 1.0
 BUDGET_WARM_P99_MS = 3.0
 BUDGET_COLD_MS = 250.0
-BUDGET_PEAK_RSS_MB = 80.0
+BUDGET_PEAK_RSS_MIB = 80.0  # Lambda's "MB" are MiB: fits a 128 MB function with room for the runtime
 BUDGET_RSS_GROWTH_KIB = 512  # "no growth": allocator noise only (well under 1 KiB per turn over 900 turns)
 BUDGET_EVENTS_PER_S = 100_000
 BUDGET_LINEARITY = 1.20
 LAMBDA_UNZIPPED_LIMIT = 250 * MIB  # function and all its layers, unzipped (Lambda quota)
 LAMBDA_ZIPPED_LIMIT = 50 * MIB  # a zip uploaded directly (Lambda quota)
-LAMBDA_FULL_VCPU_MB = 1769  # "At 1,769 MB, a function has the equivalent of one vCPU"
 
 
 @dataclass(frozen=True)
@@ -454,17 +452,19 @@ def memory(results: Results, layout, loopback: Loopback, counts: Counts) -> None
         env = harness.relay_env(loopback.dify_url, loopback.aws_url, dynamodb=dynamodb, unlimited=True)
         report, _ = child(layout, "child_memory.py", str(counts.memory_turns), "20", str(checkpoint), env=env)
         rss = {int(k): v for k, v in report["rss_kib"].items()}
-        peak_mb = report["peak_kib"] * 1024 / MB
+        # ru_maxrss and VmHWM are updated lazily by the kernel; the peak is the largest of them and any VmRSS.
+        peak_kib = max(report["maxrss_kib"], report["hwm_kib"], *rss.values())
+        peak_mib = peak_kib / 1024
         growth = rss[counts.memory_turns] - rss[checkpoint]
         results.data.setdefault("memory", []).append(
-            {"label": label, "python": report["python"], "peak_kib": report["peak_kib"], "rss_kib": rss}
+            {"label": label, "python": report["python"], "peak_kib": peak_kib, "rss_kib": rss, **report}
         )
         name = f"{label}: peak RSS after {counts.memory_turns} turns"
-        budget = f"≤ {BUDGET_PEAK_RSS_MB:g} MB"
+        budget = f"≤ {BUDGET_PEAK_RSS_MIB:g} MiB"
         if budgeted:
-            results.row(figure, name, f"{peak_mb:.1f} MB", budget, peak_mb <= BUDGET_PEAK_RSS_MB)
+            results.row(figure, name, f"{peak_mib:.1f} MiB", budget, peak_mib <= BUDGET_PEAK_RSS_MIB)
         else:
-            results.row(figure, name, f"{peak_mb:.1f} MB", f"({budget})")
+            results.row(figure, name, f"{peak_mib:.1f} MiB", f"({budget})")
         results.row(
             figure,
             f"{label}: RSS turn {checkpoint} → {counts.memory_turns}",
