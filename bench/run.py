@@ -661,7 +661,7 @@ def costs(results: Results) -> None:
         f"turn (a first turn: {first_writes} + {first_reads}); logs {log_bytes:.0f} bytes per turn:"
     )
     results.detail(
-        f"  {'Dify':>5} {'memory':>7} {'Lambda GB-s':>12} {'requests':>9} {'REST API':>9} {'DynamoDB':>9} "
+        f"  {'Dify':>5} {'memory':>7} {'Lambda time':>12} {'requests':>9} {'REST API':>9} {'DynamoDB':>9} "
         f"{'logs':>6} {'total':>8}"
     )
     for row in table:
