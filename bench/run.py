@@ -425,7 +425,8 @@ def importtime(results: Results, layout, env: dict, counts: Counts) -> None:
         "by_group_ms": [(name, round(v, 1)) for v, name in by_group],
     }
     results.detail(
-        f"Import of the handler under -X importtime ({layout.name}, layer as built): {ms(total_ms)} "
+        f"Import of the handler under -X importtime ({layout.name} layout, as in the first cold-start row): "
+        f"{ms(total_ms)} "
         "(importtime's own overhead included). Self time by origin:"
     )
     for value, name in by_group:
@@ -730,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             log("no python3.13 found (or --venv-only): measuring in the project venv")
         results.data["layout"] = {"name": layout.name, "python": layout.version}
-        log(f"children run {layout.name} on Python {layout.version}")
+        log(f"the measured processes run in the {layout.name} layout on Python {layout.version}")
         with Loopback() as loopback:
             warm(results, layout, loopback, counts)
             dynamodb_calls(results, loopback)
