@@ -1,16 +1,14 @@
 """template.yaml keeps the relay safe on the open internet: throttles, spend caps, WAF, least privilege."""
 
 import json
-import os
 import re
-from functools import cache
-from unittest import mock
 
 import pytest
 import yaml
 
 from relay.settings import Settings
 from tests.support import ROOT, resource, template
+from tests.template.expanded import expanded, of_type
 
 PARAMETERS = template()["Parameters"]
 FUNCTION = resource("RelayFunction")["Properties"]
@@ -30,30 +28,34 @@ LIMITS = {
 NEVER_SKIPPED = {f"CKV_AWS_{n}" for n in (60, 61, 62, 63, 107, 108, 109, 110, 111, 115)}
 
 
-@cache
+# X-Ray's write actions have no resource type: AWS documents Resource "*" for them.
+XRAY_WRITE = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+
+# Every other wildcard a policy may name: (role or policy, its actions, the resource), each for a
+# name AWS only knows at run time.
+WILDCARD_RESOURCES = [
+    # Lambda names the function's log streams as it creates them, inside the stack's own group.
+    (
+        "RelayFunctionRole",
+        ["logs:CreateLogStream", "logs:PutLogEvents"],
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}"
+            ":log-group:${RelayFunctionLogGroup}:log-stream:*"
+        },
+    ),
+    # CodeDeploy reads the provisioned concurrency of the version it shifts the live alias to;
+    # versions are numbered as SAM publishes them, so: any qualifier of this one function.
+    (
+        "RelayDeploymentRole",
+        ["lambda:GetProvisionedConcurrencyConfig"],
+        {"Fn::Sub": "${RelayFunction.Arn}:*"},
+    ),
+]
+
+
 def deployed() -> dict:
     """The template as SAM's transform hands it to CloudFormation (as `make audit` builds it)."""
-    from cfnlint.data import Serverless
-    from cfnlint.helpers import load_resource
-    from samtranslator.translator.transform import transform
-    from samtranslator.yaml_helper import yaml_parse
-
-    class ManagedPolicies:
-        def load(self):
-            return load_resource(Serverless, "ManagedPolicies.json")
-
-    sam = yaml_parse((ROOT / "template.yaml").read_text())
-    for item in sam["Resources"].values():
-        properties = item.get("Properties", {})
-        for key in ("CodeUri", "ContentUri"):
-            if isinstance(properties.get(key), str):
-                properties[key] = f"s3://placeholder/{key}"
-    with mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": "us-east-1"}):
-        return transform(sam, {}, ManagedPolicies())
-
-
-def of_type(kind: str, resources: dict) -> dict:
-    return {name: item for name, item in resources.items() if item["Type"] == kind}
+    return expanded()
 
 
 def test_stage_throttling_comes_from_its_parameters():
@@ -139,28 +141,47 @@ def listed(value) -> list:
 
 def test_iam_policies_grant_no_wildcard_actions_or_resources():
     statements = [(name, statement) for name, group in iam_statements() for statement in group]
-    assert len(statements) >= 4  # the trust policy, logs, the secret and the table
+    # Two trust policies; logs, the secret and the table; the alias, versions and alarms; X-Ray.
+    assert len(statements) >= 9
+    wildcards = []
     for name, statement in statements:
         assert not {"NotAction", "NotResource", "NotPrincipal"} & set(statement), name
-        assert all("*" not in action for action in listed(statement["Action"])), (name, statement)
+        actions = sorted(listed(statement["Action"]))
+        assert all("*" not in action for action in actions), (name, statement)
         for target in listed(statement.get("Resource", [])):
             text = json.dumps(target)
-            assert target != "*" and '"*"' not in text, (name, statement)
-            # Lambda names its log streams at run time: the one wildcard is a stream of the function's group.
+            if target == "*":
+                wildcards.append((name, actions, target))
+                # Only trace data, and only from a policy that exists while tracing is switched on.
+                assert name == "RelayTracingPolicy" and actions == XRAY_WRITE, (name, statement)
+                assert deployed()["Resources"][name]["Condition"] == "TracingEnabled"
+                continue
+            assert '"*"' not in text, (name, statement)
             if "*" in text:
-                assert target == {
-                    "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}"
-                    ":log-group:${RelayFunctionLogGroup}:log-stream:*"
-                }, (name, statement)
+                wildcards.append((name, actions, target))
+                assert [name, actions, target] in [list(w) for w in WILDCARD_RESOURCES], (name, statement)
+    # Each exception is still needed; one that no longer matches anything should go.
+    assert len(wildcards) == len(WILDCARD_RESOURCES) + 1
 
 
 def test_no_role_takes_a_managed_policy():
-    # AWSLambdaBasicExecutionRole, which SAM would attach, allows logs actions on "*".
+    # AWSLambdaBasicExecutionRole, which SAM would attach to a role it generates for the function,
+    # allows logs actions on "*"; AWSCodeDeployRoleForLambda, which it would attach to a
+    # CodeDeployServiceRole it generates for DeploymentPreference, updates any alias, reads any alarm
+    # and publishes to any SNS topic. The template brings its own role for both.
     roles = of_type("AWS::IAM::Role", deployed()["Resources"])
-    assert list(roles) == ["RelayFunctionRole"]
+    assert sorted(roles) == ["RelayDeploymentRole", "RelayFunctionRole"]
     assert all(not role["Properties"].get("ManagedPolicyArns") for role in roles.values())
-    (trust,) = roles["RelayFunctionRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
+    services = {
+        "RelayFunctionRole": "lambda.amazonaws.com",
+        "RelayDeploymentRole": "codedeploy.amazonaws.com",
+    }
+    for name, service in services.items():
+        (trust,) = roles[name]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": service} and trust["Action"] == "sts:AssumeRole"
+    policies = of_type("AWS::IAM::Policy", deployed()["Resources"])
+    assert list(policies) == ["RelayTracingPolicy"]
+    assert policies["RelayTracingPolicy"]["Properties"]["Roles"] == [{"Ref": "RelayFunctionRole"}]
 
 
 def test_the_function_gets_every_abuse_limit_from_its_parameter():

@@ -77,7 +77,8 @@ def test_policies_name_exact_actions_and_resources():
 
 def test_the_function_logs_to_the_stacks_log_group():
     assert FUNCTION["LoggingConfig"]["LogGroup"] == {"Ref": "RelayFunctionLogGroup"}
-    assert resource("RelayFunctionLogGroup")["Properties"]["RetentionInDays"] > 0
+    # How long the group keeps the logs is the LogRetentionDays parameter (test_operations.py).
+    assert resource("RelayFunctionLogGroup")["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
 def test_sessions_expire_through_the_table_ttl():
