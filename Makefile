@@ -16,7 +16,7 @@ AUDIT_DIR := .aws-sam/audit
 
 PIP_INSTALL = python -m pip install --quiet --disable-pip-version-check --require-hashes
 
-.PHONY: local test lint pytest template audit build lock clean
+.PHONY: local test lint pytest template audit workflows build build-check lock clean
 
 # Every requirements file is locked with the hashes PyPI serves, so pip refuses any other file.
 $(READY): requirements/dev.txt layers/deps/requirements.txt
@@ -34,7 +34,7 @@ $(AUDIT_READY): requirements/audit.txt
 local: $(READY)
 	PORT=$(PORT) $(BIN)/python -m local.server
 
-test: lint pytest template audit
+test: lint pytest template audit workflows build-check
 
 lint: $(READY)
 	$(BIN)/ruff check .
@@ -83,8 +83,26 @@ json.dump(transform(template, {}, ManagedPolicies()), sys.stdout, indent=1)
 endef
 export SAM_TRANSFORM
 
+# The GitHub workflows against GitHub's workflow schema (vendored in check-jsonschema) and zizmor's
+# security audits (pinned actions, least-privilege permissions, no expressions in scripts), offline.
+WORKFLOWS := $(sort $(wildcard .github/workflows/*.yml))
+workflows: $(AUDIT_READY)
+	$(AUDIT_BIN)/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
+	$(AUDIT_BIN)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
+	$(AUDIT_BIN)/zizmor --offline --no-progress $(WORKFLOWS) .github/dependabot.yml
+
+# Without pyenv (e.g. GitHub's runners) PYENV_VERSION is ignored and python3.13 comes from PATH.
 build: $(READY)
 	PATH="$(CURDIR)/$(BIN):$$PATH" PYENV_VERSION=$(SAM_PYENV) $(BIN)/sam build
+
+# `make test` runs `sam build` too (seconds) wherever the function's runtime, python3.13, is found;
+# without it the build is skipped with a notice, and ci.yml's build step still runs it.
+build-check: $(READY)
+	@if PYENV_VERSION=$(SAM_PYENV) python3.13 -c "" 2>/dev/null; then \
+		$(MAKE) --no-print-directory build; \
+	else \
+		echo "make test: no python3.13 on PATH, sam build skipped (ci.yml builds with it)"; \
+	fi
 
 # Resolves requirements/*.in into the hash-locked files, keeping the versions already locked
 # (`make lock LOCK_ARGS=--upgrade` moves everything to the newest releases). pip-compile runs in
