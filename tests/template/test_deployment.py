@@ -5,6 +5,7 @@ GitHub's workflow schema and zizmor's audits run on the workflows in `make workf
 commands.
 """
 
+import json
 import re
 import shlex
 import tomllib
@@ -226,3 +227,82 @@ def test_the_smoke_test_posts_to_the_stacks_chat_url_after_the_deploy(job, varia
     assert "OutputKey=='ChatUrl'" in script and "ParameterKey=='AllowedOrigins'" in script
     assert 'python3 .github/scripts/smoke_test.py "$CHAT_URL"' in script
     assert '--origin "$SMOKE_ORIGIN" --allowed-origins "$ALLOWED_ORIGINS"' in script
+
+
+# ---- the README's deploy role ----
+
+# The service behind each resource type the stack creates (SAM's expansion included).
+SERVICES = {
+    "AWS::ApiGateway": "apigateway",
+    "AWS::CloudWatch": "cloudwatch",
+    "AWS::CodeDeploy": "codedeploy",
+    "AWS::DynamoDB": "dynamodb",
+    "AWS::IAM": "iam",
+    "AWS::Lambda": "lambda",
+    "AWS::Logs": "logs",
+    "AWS::SNS": "sns",
+    "AWS::SecretsManager": "secretsmanager",
+    "AWS::WAFv2": "wafv2",
+}
+
+
+def readme_policies() -> tuple[dict, dict]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Continuous deployment\n") :]
+    section = section[: section.index("\n## ", 1)] if "\n## " in section[1:] else section
+    trust, permissions = (json.loads(block) for block in re.findall(r"```json\n(.*?)```", section, re.S))
+    return trust, permissions
+
+
+def test_the_deploy_roles_trust_policy_admits_main_and_the_prod_environment_only():
+    trust, _ = readme_policies()
+    (statement,) = trust["Statement"]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    provider = "arn:aws:iam::ACCOUNT_ID:oidc-provider/token.actions.githubusercontent.com"
+    assert statement["Principal"] == {"Federated": provider}
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": [
+                "repo:OWNER/REPO:ref:refs/heads/main",
+                "repo:OWNER/REPO:environment:prod",
+            ],
+        }
+    }
+    assert (
+        workflow("deploy.yml")["jobs"]["prod"]["environment"] == "prod"
+    )  # the subject the prod job presents
+
+
+def test_the_deploy_roles_policy_covers_every_service_of_the_stack_without_wildcards():
+    from tests.template.expanded import expanded
+
+    _, permissions = readme_policies()
+    actions = [action for s in permissions["Statement"] for action in listed(s["Action"])]
+    granted = {action.split(":")[0] for action in actions}
+    types = {item["Type"] for item in expanded()["Resources"].values()}
+    needed = {SERVICES["::".join(kind.split("::")[:2])] for kind in types}
+    assert needed | {"cloudformation", "s3"} == granted
+    assert all("*" not in action for action in actions)
+    for statement in permissions["Statement"]:
+        assert statement["Effect"] == "Allow" and not {"NotAction", "NotResource"} & set(statement)
+        for target in listed(statement["Resource"]):
+            assert target != "*", statement["Sid"]
+            named = "dify-relay-" in target or "aws-sam-cli-managed-default" in target  # the SAM CLI's bucket
+            assert named or statement["Sid"] in WIDER_RESOURCES, (statement["Sid"], target)
+
+
+# Statements whose resources cannot carry the stacks' names, each for a reason the README gives.
+WIDER_RESOURCES = {"SamTransform", "Api", "FindLogGroups", "WebAcl", "RolloutConfigs"}
+
+
+def listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def test_the_readme_names_the_variables_the_workflows_read():
+    readme = (ROOT / "README.md").read_text()
+    used = set(re.findall(r"vars\.([A-Z_]+)", (WORKFLOWS / "deploy.yml").read_text()))
+    assert used == {"AWS_DEPLOY_ROLE_ARN", "AWS_REGION", "DEV_SMOKE_ORIGIN", "PROD_SMOKE_ORIGIN"}
+    for variable in used:
+        assert f"`{variable}`" in readme, variable
