@@ -24,8 +24,7 @@ from relay.widget import (
 logger = Logger()
 settings = Settings.from_env()
 services = wiring.services(settings)
-turns, companion = services.turns, services.companion
-repeats = wiring.repeats(settings)
+turns, companion, repeats = services.turns, services.companion, services.repeats
 origins = OriginPolicy(settings.allowed_origins, require_origin=settings.require_origin)
 app = APIGatewayRestResolver(cors=origins)
 

@@ -435,7 +435,7 @@ class DifyClient:
             raise self._transport_error(exc, path) from None
         elapsed = _ms_since(started)
         telemetry.upstream_latency(elapsed)
-        logger.info(
+        logger.debug(
             "Dify answered", extra={"dify_path": path, "dify_status": response.status, "dify_ms": elapsed}
         )
         return response

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import urllib3
 
@@ -11,50 +10,80 @@ from .companion import CompanionService
 from .dify import DifyClient
 from .keys import KeyProvider, SecretsManagerKeyProvider, StaticKeyProvider
 from .limits import DynamoDBCounters, InMemoryCounters, RateLimiter
+from .repeats import Repeats, dynamodb_persistence, in_memory_persistence
 from .sessions import DynamoDBSessionStore, InMemorySessionStore, SessionStore
 from .settings import Settings
 from .turns import TurnService
 
-if TYPE_CHECKING:
-    from .repeats import Repeats
+
+class AwsClients:
+    """One boto3 session, one client per service, created on first use and shared by every store."""
+
+    def __init__(self) -> None:
+        self._session = None
+        self._clients: dict[str, object] = {}
+
+    def __call__(self, service: str):
+        if service not in self._clients:
+            if self._session is None:
+                import boto3
+
+                self._session = boto3.session.Session()
+            self._clients[service] = self._session.client(service)
+        return self._clients[service]
 
 
-def key_provider(settings: Settings) -> KeyProvider:
+def key_provider(settings: Settings, aws: AwsClients) -> KeyProvider:
     if settings.dify_api_key_secret:
-        return SecretsManagerKeyProvider(settings.dify_api_key_secret, max_age=settings.key_cache_seconds)
+        secrets = aws("secretsmanager")
+        return SecretsManagerKeyProvider(
+            settings.dify_api_key_secret, max_age=settings.key_cache_seconds, boto3_client=secrets
+        )
     return StaticKeyProvider(settings.dify_api_key)
 
 
-def session_store(settings: Settings) -> SessionStore:
+def session_store(settings: Settings, aws: AwsClients) -> SessionStore:
     if settings.sessions_table:
-        return DynamoDBSessionStore(settings.sessions_table)
+        return DynamoDBSessionStore(settings.sessions_table, client=aws("dynamodb"))
     return InMemorySessionStore()
 
 
-def rate_limiter(settings: Settings) -> RateLimiter:
+def rate_limiter(settings: Settings, aws: AwsClients) -> RateLimiter:
     if settings.sessions_table:
-        return RateLimiter(DynamoDBCounters(settings.sessions_table), settings.rate_budgets)
+        counters = DynamoDBCounters(settings.sessions_table, client=aws("dynamodb"))
+        return RateLimiter(counters, settings.rate_budgets)
     return RateLimiter(InMemoryCounters(), settings.rate_budgets)
+
+
+def repeats(settings: Settings, aws: AwsClients) -> Repeats:
+    ttl = settings.idempotency_ttl_seconds
+    if settings.sessions_table:
+        table, client = settings.sessions_table, aws("dynamodb")
+        return Repeats(lambda: dynamodb_persistence(table, client), ttl_seconds=ttl)
+    return Repeats(in_memory_persistence, ttl_seconds=ttl)
 
 
 @dataclass(frozen=True)
 class Services:
     turns: TurnService
     companion: CompanionService
+    repeats: Repeats
 
 
 def services(settings: Settings) -> Services:
-    """The turn and companion services, sharing one Dify client (one connection pool) and session store."""
+    """The relay's services, sharing one Dify client (one connection pool), one session store and one AWS
+    client per service."""
+    aws = AwsClients()
     dify = DifyClient(
         settings.dify_api_url,
-        key_provider(settings),
+        key_provider(settings, aws),
         http=urllib3.PoolManager(maxsize=4),
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         query_input=settings.query_input,
         answer_output=settings.answer_output,
     )
-    sessions = session_store(settings)
+    sessions = session_store(settings, aws)
     turns = TurnService(
         dify,
         sessions,
@@ -62,7 +91,7 @@ def services(settings: Settings) -> Services:
         app_mode=settings.dify_app_mode,
         upstream_mode=settings.upstream_mode,
         default_inputs=settings.dify_inputs,
-        limiter=rate_limiter(settings),
+        limiter=rate_limiter(settings, aws),
     )
     companion = CompanionService(
         dify,
@@ -71,15 +100,4 @@ def services(settings: Settings) -> Services:
         allowed_inputs=settings.allowed_inputs,
         config_ttl_seconds=settings.config_ttl_seconds,
     )
-    return Services(turns, companion)
-
-
-def repeats(settings: Settings) -> Repeats:
-    from . import repeats as module
-
-    if settings.sessions_table:
-        table = settings.sessions_table
-        return module.Repeats(
-            lambda: module.dynamodb_persistence(table), ttl_seconds=settings.idempotency_ttl_seconds
-        )
-    return module.Repeats(module.InMemoryPersistenceLayer, ttl_seconds=settings.idempotency_ttl_seconds)
+    return Services(turns, companion, repeats(settings, aws))
