@@ -16,7 +16,7 @@ AUDIT_DIR := .aws-sam/audit
 
 PIP_INSTALL = python -m pip install --quiet --disable-pip-version-check --require-hashes
 
-.PHONY: local test lint pytest template audit workflows build build-check lock clean
+.PHONY: local test lint pytest chromium template audit workflows build build-check lock clean
 
 # Every requirements file is locked with the hashes PyPI serves, so pip refuses any other file.
 $(READY): requirements/dev.txt layers/deps/requirements.txt
@@ -40,8 +40,20 @@ lint: $(READY)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-pytest: $(READY)
+pytest: $(READY) chromium
 	$(BIN)/pytest
+
+# tests/browser drives the system's Chromium through playwright. Where it is missing and apt-get may
+# install it (root on Debian, as on the CI machines here), it is installed; elsewhere install the
+# chromium package yourself, or the browser tests fail saying so.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "make test: no Chromium found; tests/browser needs the chromium package"; \
+		fi; \
+	fi
 
 template: $(READY)
 	$(BIN)/cfn-lint template.yaml
