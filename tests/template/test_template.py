@@ -155,3 +155,14 @@ def test_the_relay_answers_before_the_gateway_or_lambda_cut_the_call():
     assert gateway_ms == integration_ms  # the budget the relay plans with is the gateway's real timeout
     assert FUNCTION["Timeout"] * 1000 >= gateway_ms  # Lambda never cuts before the gateway budget runs out
     assert 0 < int(variables["DEADLINE_MARGIN_MS"]) < gateway_ms
+
+
+def test_every_route_of_the_widget_api_is_routed_by_the_gateway():
+    from relay.openapi import document
+
+    documented = {(path, method.upper()) for path, item in document()["paths"].items() for method in item}
+    assert documented <= routes()
+    # Routes a browser calls with a JSON body or a DELETE are preflighted.
+    for path, method in documented:
+        if method in ("POST", "DELETE"):
+            assert (path, "OPTIONS") in routes()
