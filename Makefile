@@ -16,7 +16,7 @@ AUDIT_DIR := .aws-sam/audit
 
 PIP_INSTALL = python -m pip install --quiet --disable-pip-version-check --require-hashes
 
-.PHONY: local test lint pytest chromium template audit workflows build build-check lock clean
+.PHONY: local test lint pytest chromium template audit workflows build build-check lock clean bench
 
 # Every requirements file is locked with the hashes PyPI serves, so pip refuses any other file.
 $(READY): requirements/dev.txt layers/deps/requirements.txt
@@ -149,3 +149,8 @@ lock:
 
 clean:
 	rm -rf $(VENV) $(AUDIT_VENV) .aws-sam .pytest_cache .ruff_cache
+
+BENCH_ARGS ?=
+# Every figure of docs/benchmarks.md against its budget; BENCH_ARGS=--quick for a short smoke run.
+bench: $(READY)
+	PYENV_VERSION=$(SAM_PYENV) $(BIN)/python bench/run.py $(BENCH_ARGS)
