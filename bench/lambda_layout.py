@@ -92,7 +92,8 @@ def locked_blocks(requirements: Path, names: tuple[str, ...]) -> str:
     return "".join(found[name] for name in sorted(wanted))
 
 
-def _pip(python: str, target: Path, requirements: Path, *extra: str) -> None:
+def pip_install(python: str, target: Path, requirements: Path, *extra: str) -> None:
+    """Hash-checked `pip install --target`, without dependencies beyond the lock file."""
     subprocess.run(  # noqa: S603 - pip of the chosen interpreter, hash-checked requirements
         [
             python,
@@ -161,8 +162,8 @@ def build(python: str, workdir: Path, log=print) -> Layout:
         root.mkdir(parents=True)
         runtime_requirements = root / "runtime-requirements.txt"
         runtime_requirements.write_text(locked_blocks(DEV_REQUIREMENTS, RUNTIME_SDK))
-        _pip(python, root / "runtime", runtime_requirements)
-        _pip(python, root / "opt" / "python", LAYER_REQUIREMENTS, "--no-compile")
+        pip_install(python, root / "runtime", runtime_requirements)
+        pip_install(python, root / "opt" / "python", LAYER_REQUIREMENTS, "--no-compile")
         shutil.copytree(root / "opt", root / "opt-pyc")
         _compile(python, root / "opt-pyc")
         (root / ".complete").write_text("")

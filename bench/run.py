@@ -530,32 +530,18 @@ def zip_size(directory: Path, prefix: str = "") -> tuple[int, int, int]:
 def install_layer(target: Path) -> None:
     """The layer as `sam build` makes it for the function: pip for manylinux2014_aarch64 and CPython 3.13,
     wheels only, no byte-code."""
-    subprocess.run(  # noqa: S603 - pip, hash-checked requirements
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--require-hashes",
-            "--no-deps",
-            "--no-compile",
-            "--target",
-            str(target),
-            "--platform",
-            "manylinux2014_aarch64",
-            "--only-binary=:all:",
-            "--python-version",
-            "3.13",
-            "--implementation",
-            "cp",
-            "-r",
-            str(lambda_layout.LAYER_REQUIREMENTS),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
+    lambda_layout.pip_install(
+        sys.executable,
+        target,
+        lambda_layout.LAYER_REQUIREMENTS,
+        "--no-compile",
+        "--platform",
+        "manylinux2014_aarch64",
+        "--only-binary=:all:",
+        "--python-version",
+        "3.13",
+        "--implementation",
+        "cp",
     )
 
 
