@@ -14,27 +14,68 @@ AUDIT_BIN := $(AUDIT_VENV)/bin
 AUDIT_READY := $(AUDIT_VENV)/.ready
 AUDIT_DIR := .aws-sam/audit
 
-PIP_INSTALL = python -m pip install --quiet --disable-pip-version-check --require-hashes
+# Every virtualenv is built by uv, pinned by hash in requirements/bootstrap.txt. The pip that
+# `python -m venv` bundles differs from machine to machine (an old one mistakes a locked package's
+# extra, boto3[crt], for an unpinned requirement) and only ever installs that one wheel. uv never
+# downloads an interpreter: the virtualenvs use $(PYTHON).
+UV_VENV := .venv-uv
+UV := $(UV_VENV)/bin/uv
+export UV
+export UV_PYTHON_DOWNLOADS := never
+UV_INSTALL = $(UV) pip install --quiet --require-hashes
 
-.PHONY: local test lint pytest chromium template audit workflows build build-check lock clean bench
+.PHONY: local test lint pytest chromium template audit workflows build build-check lock clean bench \
+	python-check setup-check
 
-# Every requirements file is locked with the hashes PyPI serves, so pip refuses any other file.
-$(READY): requirements/dev.txt layers/deps/requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/$(PIP_INSTALL) -r requirements/dev.txt
+python-check:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+		echo "make: Python 3.11 or newer is needed as '$(PYTHON)'. Install it (Debian/Ubuntu: apt-get install"; \
+		echo "      python3 python3-venv; macOS: brew install python@3.13), or name one: make PYTHON=python3.13 ..."; \
+		exit 1; }
+
+$(UV): requirements/bootstrap.txt | python-check
+	rm -rf $(UV_VENV)
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --only-binary :all: \
+		--require-hashes -r requirements/bootstrap.txt
 	touch $@
 
-$(AUDIT_READY): requirements/audit.txt
-	rm -rf $(AUDIT_VENV)
-	$(PYTHON) -m venv $(AUDIT_VENV)
-	echo '*' > $(AUDIT_VENV)/.gitignore
-	$(AUDIT_BIN)/$(PIP_INSTALL) -r requirements/audit.txt
-	touch $@
+# $(call venv,DIR,LOCK): DIR made anew with $(PYTHON) and LOCK installed, every wheel checked by hash.
+define venv
+	rm -rf $(1)
+	$(UV) venv --quiet --python $(PYTHON) $(1)
+	$(UV_INSTALL) --python $(1)/bin/python -r $(2)
+	touch $(1)/.ready
+endef
+
+$(READY): requirements/dev.txt layers/deps/requirements.txt $(UV)
+	$(call venv,$(VENV),requirements/dev.txt)
+
+$(AUDIT_READY): requirements/audit.txt $(UV)
+	$(call venv,$(AUDIT_VENV),requirements/audit.txt)
+
+# The set-up as a new machine does it: every lock file installed from nothing, in a directory of its own,
+# with no pip or uv cache, against the registry as it is today (newer releases present). The layer is
+# installed as the function's runtime needs it (CPython 3.13, manylinux aarch64): a lock that installs only
+# on the day it was written, or misses a dependency or a hash, fails here.
+SETUP_CHECK_DIR := .setup-check
+setup-check:
+	rm -rf $(SETUP_CHECK_DIR)
+	PIP_NO_CACHE_DIR=1 UV_NO_CACHE=1 $(MAKE) --no-print-directory UV_VENV=$(SETUP_CHECK_DIR)/uv \
+		VENV=$(SETUP_CHECK_DIR)/dev AUDIT_VENV=$(SETUP_CHECK_DIR)/audit \
+		$(SETUP_CHECK_DIR)/dev/.ready $(SETUP_CHECK_DIR)/audit/.ready
+	UV_NO_CACHE=1 $(SETUP_CHECK_DIR)/uv/bin/uv pip install --quiet --require-hashes --only-binary :all: \
+		--python-platform aarch64-manylinux2014 --python-version 3.13 --target $(SETUP_CHECK_DIR)/layer \
+		-r layers/deps/requirements.txt
+	$(SETUP_CHECK_DIR)/dev/bin/python -c "import aws_lambda_powertools, boto3, moto, pytest, samcli"
+	$(SETUP_CHECK_DIR)/audit/bin/checkov --version >/dev/null
+	rm -rf $(SETUP_CHECK_DIR)
+	@echo "setup-check: the bootstrap, .venv, .venv-audit and the layer install from their locks with no cache"
 
 local: $(READY)
 	PORT=$(PORT) $(BIN)/python -m local.server
 
-test: lint pytest template audit workflows build-check
+test: setup-check lint pytest template audit workflows build-check
 
 lint: $(READY)
 	$(BIN)/ruff check .
@@ -117,38 +158,31 @@ build-check: $(READY)
 	fi
 
 # Resolves requirements/*.in into the hash-locked files, keeping the versions already locked
-# (`make lock LOCK_ARGS=--upgrade` moves everything to the newest releases). pip-compile runs in
-# throwaway virtualenvs and sees PyPI only, never a local pip.conf's indexes or find-links, so
-# every hash is one PyPI serves. The layer is resolved with python3.13, the function's runtime.
-PIP_TOOLS := pip-tools==7.6.2
-LOCK_ENV := env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null
+# (`make lock LOCK_ARGS=--upgrade` moves everything to the newest releases). uv resolves against PyPI
+# only, never a local index, find-links or uv.toml, so every hash is one PyPI serves. The layer is
+# resolved for python3.13, the function's runtime; the tools for 3.11, the oldest Python the Makefile takes.
+LOCK_ENV := env -u UV_INDEX_URL -u UV_EXTRA_INDEX_URL -u UV_DEFAULT_INDEX -u UV_INDEX -u UV_FIND_LINKS UV_NO_CONFIG=1
 LOCK_ARGS ?=
-COMPILE = --quiet --generate-hashes --allow-unsafe --strip-extras --no-header --no-emit-index-url \
-	--index-url https://pypi.org/simple $(LOCK_ARGS)
+COMPILE = --quiet --generate-hashes --no-header --index-url https://pypi.org/simple $(LOCK_ARGS)
+BOOTSTRAP_HEADER := The installer of every virtualenv the Makefile makes; the pip that 'python -m venv' bundles installs only this.
 LAYER_HEADER := Runtime dependencies of the relay function, installed into the layer by 'sam build'.
 DEV_HEADER := Development and test tools.
 AUDIT_HEADER := Security checks for 'make audit', installed into a virtualenv of their own.
-# $(call locked,PIP_COMPILE,IN,OUT,HEADER): compile IN into OUT and put HEADER on top.
+# $(call locked,PYTHON_VERSION,IN,OUT,HEADER): compile IN into OUT and put HEADER on top.
 define locked
-	$(LOCK_ENV) $(1) $(COMPILE) --output-file $(3) $(2)
-	{ echo "# $(4)"; echo "# Locked with hashes by 'make lock' from $(2); pip installs it with --require-hashes."; \
+	$(LOCK_ENV) $(UV) pip compile $(COMPILE) --python-version $(1) --output-file $(3) $(2)
+	{ echo "# $(4)"; echo "# Locked with hashes by 'make lock' from $(2); every install checks these hashes."; \
 	  cat $(3); } > $(3).new && mv $(3).new $(3)
 endef
 
-lock:
-	rm -rf .venv-lock .venv-lock-layer
-	$(PYTHON) -m venv .venv-lock
-	PYENV_VERSION=$(SAM_PYENV) python3.13 -m venv .venv-lock-layer
-	echo '*' > .venv-lock/.gitignore && echo '*' > .venv-lock-layer/.gitignore
-	$(LOCK_ENV) .venv-lock/bin/python -m pip install --quiet --disable-pip-version-check $(PIP_TOOLS)
-	$(LOCK_ENV) .venv-lock-layer/bin/python -m pip install --quiet --disable-pip-version-check $(PIP_TOOLS)
-	$(call locked,.venv-lock-layer/bin/pip-compile,requirements/layer.in,layers/deps/requirements.txt,$(LAYER_HEADER))
-	$(call locked,.venv-lock/bin/pip-compile,requirements/dev.in,requirements/dev.txt,$(DEV_HEADER))
-	$(call locked,.venv-lock/bin/pip-compile,requirements/audit.in,requirements/audit.txt,$(AUDIT_HEADER))
-	rm -rf .venv-lock .venv-lock-layer
+lock: $(UV)
+	$(call locked,3.11,requirements/bootstrap.in,requirements/bootstrap.txt,$(BOOTSTRAP_HEADER))
+	$(call locked,3.13,requirements/layer.in,layers/deps/requirements.txt,$(LAYER_HEADER))
+	$(call locked,3.11,requirements/dev.in,requirements/dev.txt,$(DEV_HEADER))
+	$(call locked,3.11,requirements/audit.in,requirements/audit.txt,$(AUDIT_HEADER))
 
 clean:
-	rm -rf $(VENV) $(AUDIT_VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(AUDIT_VENV) $(UV_VENV) $(SETUP_CHECK_DIR) .aws-sam .pytest_cache .ruff_cache
 
 BENCH_ARGS ?=
 # Every figure of docs/benchmarks.md against its budget; BENCH_ARGS=--quick for a short smoke run.

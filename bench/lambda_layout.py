@@ -2,7 +2,7 @@
 
     task/            the function code (functions/relay), without __pycache__, as `sam build` ships it
                      (copied into a directory of the run's own: it is what is being measured)
-    opt/python/      the layer: layers/deps/requirements.txt installed with --no-compile, as `sam build` does
+    opt/python/      the layer: layers/deps/requirements.txt installed without byte-code, as `sam build` does
     runtime/         the AWS SDK the python3.13 runtime provides (boto3, botocore and their dependencies, at
                      the versions requirements/dev.txt locks), byte-compiled like a runtime's own packages
     task-pyc/, opt-pyc/   the same function code and layer, byte-compiled (what precompiling would give)
@@ -38,6 +38,8 @@ DEV_REQUIREMENTS = ROOT / "requirements" / "dev.txt"
 # What the python3.13 runtime brings: boto3 and everything it needs, nothing else.
 RUNTIME_SDK = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 LAMBDA_PYTHON = (3, 13)
+# The installer the Makefile pins (requirements/bootstrap.txt) and exports as UV.
+UV = ROOT / os.environ.get("UV", ".venv-uv/bin/uv")
 
 
 @dataclass(frozen=True)
@@ -92,18 +94,19 @@ def locked_blocks(requirements: Path, names: tuple[str, ...]) -> str:
     return "".join(found[name] for name in sorted(wanted))
 
 
-def pip_install(python: str, target: Path, requirements: Path, *extra: str) -> None:
-    """Hash-checked `pip install --target`, without dependencies beyond the lock file."""
-    subprocess.run(  # noqa: S603 - pip of the chosen interpreter, hash-checked requirements
+def install_locked(python: str, target: Path, requirements: Path, *extra: str) -> None:
+    """Hash-checked install into `target` for `python` by the Makefile's pinned uv, without dependencies
+    beyond the lock file and without byte-code (uv compiles none unless asked)."""
+    subprocess.run(  # noqa: S603 - the project's pinned installer, hash-checked requirements
         [
-            python,
-            "-m",
+            str(UV),
             "pip",
             "install",
             "--quiet",
-            "--disable-pip-version-check",
             "--require-hashes",
             "--no-deps",
+            "--python",
+            python,
             "--target",
             str(target),
             "-r",
@@ -162,8 +165,8 @@ def build(python: str, workdir: Path, log=print) -> Layout:
         root.mkdir(parents=True)
         runtime_requirements = root / "runtime-requirements.txt"
         runtime_requirements.write_text(locked_blocks(DEV_REQUIREMENTS, RUNTIME_SDK))
-        pip_install(python, root / "runtime", runtime_requirements)
-        pip_install(python, root / "opt" / "python", LAYER_REQUIREMENTS, "--no-compile")
+        install_locked(python, root / "runtime", runtime_requirements)
+        install_locked(python, root / "opt" / "python", LAYER_REQUIREMENTS)
         shutil.copytree(root / "opt", root / "opt-pyc")
         _compile(python, root / "opt-pyc")
         (root / ".complete").write_text("")

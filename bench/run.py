@@ -528,25 +528,23 @@ def zip_size(directory: Path, prefix: str = "") -> tuple[int, int, int]:
 
 
 def install_layer(target: Path) -> None:
-    """The layer as `sam build` makes it for the function: pip for manylinux2014_aarch64 and CPython 3.13,
+    """The layer as `sam build` makes it for the function: manylinux2014_aarch64 and CPython 3.13,
     wheels only, no byte-code."""
-    lambda_layout.pip_install(
+    lambda_layout.install_locked(
         sys.executable,
         target,
         lambda_layout.LAYER_REQUIREMENTS,
-        "--no-compile",
-        "--platform",
-        "manylinux2014_aarch64",
-        "--only-binary=:all:",
+        "--python-platform",
+        "aarch64-manylinux2014",
         "--python-version",
         "3.13",
-        "--implementation",
-        "cp",
+        "--only-binary",
+        ":all:",
     )
 
 
 def package(results: Results, workdir: Path) -> None:
-    log("5. package sizes: function code, and the layer pip-installed for manylinux2014_aarch64 / cp313")
+    log("5. package sizes: function code, and the layer installed for manylinux2014_aarch64 / cp313")
     figure = "5 package"
     files, code_unzipped, code_zipped = zip_size(Path(harness.RELAY))
     results.row(
@@ -557,7 +555,7 @@ def package(results: Results, workdir: Path) -> None:
     target = workdir / "layer" / "python"
     try:
         install_layer(target)
-        how = "arm64, py3.13, pip"
+        how = "arm64, py3.13"
     except subprocess.CalledProcessError as error:
         built = ROOT / ".aws-sam" / "build" / "DependenciesLayer" / "python"
         if not built.is_dir():
@@ -565,7 +563,7 @@ def package(results: Results, workdir: Path) -> None:
                 f"5 package: the layer could not be installed ({error.stderr.strip()[-300:]})"
             )
             return
-        log("5. pip could not install the layer; measuring .aws-sam/build (the last `make build`)")
+        log("5. the layer could not be installed; measuring .aws-sam/build (the last `make build`)")
         target, how = built, "from .aws-sam/build"
     files, layer_unzipped, layer_zipped = zip_size(target, "python/")
     results.row(

@@ -127,7 +127,12 @@ def locked_requirements(path):
     return locked
 
 
-LOCKED = ["layers/deps/requirements.txt", "requirements/dev.txt", "requirements/audit.txt"]
+LOCKED = [
+    "requirements/bootstrap.txt",
+    "layers/deps/requirements.txt",
+    "requirements/dev.txt",
+    "requirements/audit.txt",
+]
 
 
 @pytest.mark.parametrize("path", LOCKED)
