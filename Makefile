@@ -81,8 +81,11 @@ lint: $(READY)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# One worker per core (tests are independent; each worker has its own Dify simulator); the browser
+# tests share one Chromium on one worker.
+PYTEST_ARGS ?= -n auto --dist loadgroup
 pytest: $(READY) chromium
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 # tests/browser drives the system's Chromium through playwright. Where it is missing and apt-get may
 # install it (root on Debian, as on the CI machines here), it is installed; elsewhere install the

@@ -513,6 +513,7 @@ class DifySimulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
+        self._generation = 0  # bumped by reset(): streams of an earlier generation end
 
     # -- lifecycle
 
@@ -551,6 +552,19 @@ class DifySimulator:
         return f"http://{self.host}:{self.port}{API_PREFIX}"
 
     # -- test controls
+
+    def reset(self, apps: dict[str, App]) -> None:
+        """Back to a new simulator serving `apps`, on the same port: nothing recorded, no conversation,
+        message, task or fault left, and any stream still being written for an earlier caller cut."""
+        with self._lock:
+            self.apps = dict(apps)
+            self.requests.clear()
+            self.stopped_tasks.clear()
+            self._conversations.clear()
+            self._messages.clear()
+            self._tasks.clear()
+            self._faults.clear()
+            self._generation += 1
 
     def clear_requests(self) -> None:
         with self._lock:
@@ -665,7 +679,7 @@ class DifySimulator:
         return app
 
     def _send_stream(self, h: "_RequestHandler", stream: _Stream, fault: Fault | None) -> int:
-        turn, app = stream.turn, stream.turn.app
+        turn, app, generation = stream.turn, stream.turn.app, self._generation
         h.send_response(200)
         h.send_header("Content-Type", SSE_TYPE)
         h.send_header("Cache-Control", "no-cache")
@@ -691,7 +705,7 @@ class DifySimulator:
         for index, chunk in enumerate(chunks):
             if index == cut_at:
                 break
-            if self._closing.is_set():
+            if self._closing.is_set() or self._generation != generation:
                 _abort(h, reset=False)
                 return 200
             if turn.task_id in self.stopped_tasks:
@@ -979,6 +993,12 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], simulator: DifySimulator) -> None:
         self.simulator = simulator
         super().__init__(address, _RequestHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up (a relay's timeout, a pooled connection closed) is routine, as for a real
+        # server; anything else is printed as socketserver does.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _send(h: _RequestHandler, response: _Json, fault: Fault | None = None) -> int:

@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 CANARY = "CANARY-KEY"
 DIFY_KEY = f"app-{CANARY}-9f8e7d6c5b4a"
 ROTATED_KEY = f"app-{CANARY}-rotated-0a1b2c3d"
@@ -17,3 +19,13 @@ for name, value in {
     "AWS_SESSION_TOKEN": "testing",
 }.items():
     os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def dify_server():
+    """One Dify simulator per test process (one per pytest-xdist worker), started once; each test resets
+    it to the apps it needs (fixtures `simulator` and `sim`)."""
+    from local.dify_simulator import DifySimulator
+
+    with DifySimulator(apps={}) as server:
+        yield server

@@ -15,6 +15,9 @@ import pytest
 from tests.integration.test_local_server import free_port
 from tests.support import ROOT
 
+# One Chromium and one `make local` for the module: under pytest-xdist its tests stay on one worker.
+pytestmark = pytest.mark.xdist_group("browser")
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 SHADOW = "document.querySelector('.dify-relay-widget').shadowRoot"

@@ -16,7 +16,7 @@ import pytest
 from moto import mock_aws
 
 from local.apigw import LambdaContext, load_event, rest_event
-from local.dify_simulator import App, DifySimulator
+from local.dify_simulator import App
 from tests.conftest import CANARY, DIFY_KEY
 from tests.support import Reply, create_sessions_table, reply_from
 
@@ -46,9 +46,9 @@ def aws():
 
 
 @pytest.fixture
-def simulator():
-    with DifySimulator(apps={DIFY_KEY: App(mode="chat")}) as sim:
-        yield sim
+def simulator(dify_server):
+    dify_server.reset({DIFY_KEY: App(mode="chat")})
+    return dify_server
 
 
 @dataclass

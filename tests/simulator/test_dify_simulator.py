@@ -1,5 +1,6 @@
 """The Dify simulator behaves like Dify's Service API, checked over real loopback HTTP."""
 
+import contextlib
 import json
 import time
 import uuid
@@ -38,9 +39,9 @@ def make_apps() -> dict[str, App]:
 
 
 @pytest.fixture
-def sim():
-    with DifySimulator(apps=make_apps()) as simulator:
-        yield simulator
+def sim(dify_server):
+    dify_server.reset(make_apps())
+    return dify_server
 
 
 # ---------------------------------------------------------------- helpers
@@ -204,6 +205,27 @@ def test_forgotten_conversations_are_not_found(sim):
     conversation_id = send(sim).json()["conversation_id"]
     sim.forget_conversations()
     assert_error(send(sim, conversation_id=conversation_id), 404, "not_found")
+
+
+def test_a_reset_simulator_serves_only_its_new_apps_and_remembers_nothing(sim):
+    conversation_id = send(sim).json()["conversation_id"]
+    sim.inject(Fault("error", status=503), times=None)
+    sim.reset({"other": App(mode="chat")})
+    assert sim.requests == []
+    assert_error(send(sim, key="chat"), 401, "unauthorized")
+    assert_error(send(sim, key="other", conversation_id=conversation_id), 404, "not_found")
+    assert send(sim, key="other").status == 200
+
+
+def test_a_reset_cuts_a_stream_still_being_written(sim):
+    chunks = open_stream(sim, key="slow").stream(1024)
+    assert next(chunks).startswith(b"data: ")
+    sim.reset(make_apps())
+    rest = b""
+    with contextlib.suppress(ProtocolError):  # the cut stream lacks its closing chunk
+        for chunk in chunks:
+            rest += chunk
+    assert b"message_end" not in rest
 
 
 @pytest.mark.parametrize(
@@ -398,7 +420,10 @@ def test_feedback_is_stored_and_shown_in_history(sim):
 
 @pytest.mark.parametrize(
     ("message_id", "message"),
-    [("not-a-uuid", "The requested URL was not found"), (str(uuid.uuid4()), "Message Not Exists.")],
+    [
+        ("not-a-uuid", "The requested URL was not found"),
+        ("9b2f6c1e-3d4a-4f5b-8c7d-0e1f2a3b4c5d", "Message Not Exists."),
+    ],
 )
 def test_feedback_on_unknown_message_is_404(sim, message_id, message):
     reply = call(sim, "POST", f"/messages/{message_id}/feedbacks", {"rating": "like", "user": USER})
