@@ -847,7 +847,8 @@ class DifySimulator:
                 if first_id.lower() not in ids:
                     raise DifyError(404, "not_found", "First Message Not Exists.")
                 ids = ids[: ids.index(first_id.lower())]
-            page = [_history_item(self._messages[i]) for i in reversed(ids[-limit:])]
+            # The latest `limit` messages (before first_id), oldest first, as Dify's Service API answers.
+            page = [_history_item(self._messages[i]) for i in ids[-limit:]]
         return _Json(200, {"limit": limit, "has_more": len(ids) > limit, "data": page})
 
     def _feedback(self, call: _Call) -> _Json:

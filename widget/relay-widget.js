@@ -215,6 +215,18 @@
     });
   }
 
+  // The whole conversation, oldest first: the relay sends the latest page, and older ones on request.
+  var HISTORY_PAGE = 100, HISTORY_PAGES = 10;
+  function restore(session, before, pages) {
+    var path = "/v1/history?limit=" + HISTORY_PAGE + "&sessionId=" + encodeURIComponent(session) +
+      (before ? "&before=" + encodeURIComponent(before) : "");
+    return call("GET", path).then(function (page) {
+      var oldest = page.turns.length && page.turns[0].messageId;
+      if (!page.hasMore || !oldest || pages >= HISTORY_PAGES) return page.turns;
+      return restore(session, oldest, pages + 1).then(function (older) { return older.concat(page.turns); });
+    });
+  }
+
   function start() {
     if (started) return;
     started = true;
@@ -226,9 +238,9 @@
         showChips(data.starterQuestions);
         return;
       }
-      return call("GET", "/v1/history?sessionId=" + encodeURIComponent(session)).then(function (history) {
-        if (!history.turns.length && data.openingStatement) add("assistant", data.openingStatement);
-        history.turns.forEach(function (turn) {
+      return restore(session, null, 1).then(function (turns) {
+        if (!turns.length && data.openingStatement) add("assistant", data.openingStatement);
+        turns.forEach(function (turn) {
           add("visitor", turn.question);
           addAnswer(turn.answer, turn.messageId);
         });

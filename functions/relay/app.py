@@ -13,6 +13,7 @@ from relay.origins import OriginPolicy
 from relay.settings import Settings
 from relay.telemetry import metrics
 from relay.widget import (
+    history_before_of,
     history_limit_of,
     json_body,
     message_id_of,
@@ -84,7 +85,8 @@ def suggested():
 def history():
     query = app.current_event.query_string_parameters or {}
     session_id, limit = session_id_of(query.get("sessionId")), history_limit_of(query.get("limit"))
-    return {"sessionId": session_id, "turns": companion.history(session_id, limit, invocation_deadline())}
+    before = history_before_of(query.get("before"))
+    return {"sessionId": session_id} | companion.history(session_id, limit, before, invocation_deadline())
 
 
 @app.delete("/v1/session")

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -41,6 +42,9 @@ def servers():
         "DEMO_PORT": str(demo_port),
         "ALLOWED_ORIGINS": f"http://localhost:{demo_port}",
         "DEMO_CONSENT": "I agree that this chat is stored.",
+        # A long conversation is seeded at full speed; budgets are the integration tests' subject.
+        "RATE_LIMIT_SESSION_PER_MINUTE": "0",
+        "RATE_LIMIT_IP_PER_MINUTE": "0",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "local.server"],
@@ -52,6 +56,8 @@ def servers():
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and b"listening on" not in process.stdout.readline():
         pass
+    # Keep reading its log (a line or two per request), or a full pipe would stall the server.
+    threading.Thread(target=process.stdout.read, daemon=True).start()
     yield {
         "allowed": f"http://localhost:{demo_port}/",
         "other": f"http://127.0.0.1:{demo_port}/",
@@ -123,6 +129,33 @@ def test_a_visitor_chats_rates_reloads_and_erases(page, servers):
     open_chat(page)
     page.wait_for_selector(".assistant >> text=Hello! How can I help?")
     assert page.locator(".visitor").count() == 0
+
+
+def test_a_conversation_longer_than_a_history_page_comes_back_whole_and_in_order(page, servers):
+    page.goto(servers["allowed"])
+    open_chat(page)
+    page.check(".consent input")
+    page.fill("textarea", "turn 1")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".assistant >> text=Turn 1: you said 'turn 1'")
+    [session] = page.evaluate(
+        "() => Object.keys(localStorage).filter(k => k.endsWith(':session')).map(k => localStorage[k])"
+    )
+    origin = servers["allowed"].rstrip("/")
+    for number in range(2, 131):  # more than one page of 100 turns
+        body = json.dumps({"message": f"turn {number}", "sessionId": session}).encode()
+        request = urllib.request.Request(
+            servers["relay"] + "/v1/chat",
+            data=body,
+            headers={"Origin": origin, "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            assert reply.status == 200
+    page.reload()
+    open_chat(page)
+    page.wait_for_selector(".assistant >> text=Turn 130: you said 'turn 130'")
+    assert page.locator(".visitor").all_inner_texts() == [f"turn {n}" for n in range(1, 131)]
 
 
 def test_the_widget_is_keyboard_accessible(page, servers):

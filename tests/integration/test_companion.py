@@ -108,18 +108,50 @@ def test_history_restores_the_turns_oldest_first(relay, chatted):
     latest = ok(
         relay.request("GET", "/v1/history", query=urlencode({"sessionId": session, "limit": 1})), "History"
     )
-    assert [t["question"] for t in latest["turns"]] == ["More"]
+    assert ([t["question"] for t in latest["turns"]], latest["hasMore"]) == (["More"], True)
+    assert history["hasMore"] is False
+
+
+def test_a_long_history_comes_back_whole_page_by_page_oldest_first(make_relay):
+    relay = make_relay(RATE_LIMIT_SESSION_PER_MINUTE="0", RATE_LIMIT_IP_PER_MINUTE="0")
+    session = relay.chat({"message": "turn 1"}).json["sessionId"]
+    for number in range(2, 61):
+        assert relay.chat({"message": f"turn {number}", "sessionId": session}).status == 200
+    pages, before = [], None
+    while before is not False:
+        query = {"sessionId": session, "limit": 25} | ({"before": before} if before else {})
+        page = ok(relay.request("GET", "/v1/history", query=urlencode(query)), "History")
+        pages.append(page["turns"])
+        before = page["hasMore"] and page["turns"][0]["messageId"]
+    assert [len(p) for p in pages] == [25, 25, 10]
+    turns = [turn for page in reversed(pages) for turn in page]
+    assert [t["question"] for t in turns] == [f"turn {n}" for n in range(1, 61)]
+    assert all(t["answer"].startswith(f"Turn {n}:") for n, t in enumerate(turns, 1))
 
 
 def test_history_of_an_unknown_session_is_empty(relay, simulator):
     reply = relay.request("GET", "/v1/history", query="sessionId=never-seen-session")
-    assert ok(reply, "History") == {"sessionId": "never-seen-session", "turns": []}
+    assert ok(reply, "History") == {"sessionId": "never-seen-session", "turns": [], "hasMore": False}
     assert simulator.requests == []
+
+
+def test_history_before_a_turn_not_in_the_conversation_is_empty(relay, chatted):
+    session, _ = chatted
+    query = urlencode({"sessionId": session, "before": "9b2f6c1e-3d4a-4f5b-8c7d-0e1f2a3b4c5d"})
+    assert ok(relay.request("GET", "/v1/history", query=query), "History")["turns"] == []
 
 
 @pytest.mark.parametrize(
     "query",
-    ["", "sessionId=bad id", "sessionId=valid-session-1&limit=0", "sessionId=valid-session-1&limit=x"],
+    [
+        "",
+        "sessionId=bad id",
+        "sessionId=valid-session-1&limit=0",
+        "sessionId=valid-session-1&limit=x",
+        "sessionId=valid-session-1&limit=101",
+        "sessionId=valid-session-1&before=not-a-message-id",
+        "sessionId=valid-session-1&before=..%2Finfo",
+    ],
 )
 def test_history_refuses_bad_queries(relay, query):
     refused(relay.request("GET", "/v1/history", query=query), 400, "invalid_request")

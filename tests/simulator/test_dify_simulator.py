@@ -393,16 +393,23 @@ def test_failed_workflow_is_http_200_with_failed_status(sim):
 # ---------------------------------------------------------------- history, feedback, suggestions, deletion
 
 
-def test_messages_are_newest_first_and_page_backwards(sim):
+def test_messages_are_the_latest_page_oldest_first_and_first_id_pages_back(sim):
+    """Dify (MessageService.pagination_by_first_id, order "asc") takes the latest `limit` messages older
+    than `first_id`, then reverses them: a page reads oldest first, and its first message pages back."""
     conversation_id = send(sim, query="q1").json()["conversation_id"]
-    for query in ("q2", "q3"):
+    for query in ("q2", "q3", "q4"):
         send(sim, query=query, conversation_id=conversation_id)
     path = f"/messages?conversation_id={conversation_id}&user={USER}"
     page = call(sim, "GET", path + "&limit=2").json()
-    assert [m["query"] for m in page["data"]] == ["q3", "q2"]
-    assert page["has_more"] is True
-    older = call(sim, "GET", f"{path}&limit=2&first_id={page['data'][-1]['id']}").json()
-    assert ([m["query"] for m in older["data"]], older["has_more"]) == (["q1"], False)
+    assert ([m["query"] for m in page["data"]], page["has_more"], page["limit"]) == (["q3", "q4"], True, 2)
+    older = call(sim, "GET", f"{path}&limit=2&first_id={page['data'][0]['id']}").json()
+    assert ([m["query"] for m in older["data"]], older["has_more"]) == (["q1", "q2"], False)
+    everything = call(sim, "GET", path).json()
+    assert ([m["query"] for m in everything["data"]], everything["has_more"]) == (
+        ["q1", "q2", "q3", "q4"],
+        False,
+    )
+    assert_error(call(sim, "GET", f"{path}&first_id={uuid.uuid4()}"), 404, "not_found")
     assert_error(call(sim, "GET", path + "&limit=101"), 400, "invalid_param")
     assert_error(
         call(sim, "GET", f"/messages?conversation_id={conversation_id}&user=other"), 404, "not_found"

@@ -80,20 +80,22 @@ class CompanionService:
         with _unknown_message_as_not_found():
             return self._dify.suggested(message_id, session.user, deadline)
 
-    def history(self, session_id: str, limit: int, deadline: Deadline) -> list[dict]:
+    def history(self, session_id: str, limit: int, before: str | None, deadline: Deadline) -> dict:
+        """The session's latest `limit` turns before turn `before` (a messageId), oldest first."""
         session = self._sessions.load(session_id, self._clock())
         if session is None or not session.conversation_id:
-            return []
-        return [
+            return {"turns": [], "hasMore": False}
+        page = self._dify.history(session.conversation_id, session.user, limit, deadline, before=before)
+        turns = [
             {
                 "question": str(item.get("query") or ""),
                 "answer": str(item.get("answer") or ""),
                 "messageId": item.get("id"),
                 "createdAt": item.get("created_at"),
             }
-            for item in self._dify.history(session.conversation_id, session.user, limit, deadline)
-            if isinstance(item, dict)
+            for item in page.messages
         ]
+        return {"turns": turns, "hasMore": page.has_more}
 
     def erase(self, session_id: str, deadline: Deadline) -> None:
         """Deletes the Dify conversation and the session record; erasing an unknown session is a no-op."""

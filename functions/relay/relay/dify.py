@@ -91,6 +91,14 @@ class Answer:
     task_id: str | None = None
 
 
+@dataclass(frozen=True)
+class HistoryPage:
+    """Messages of a conversation, oldest first, and whether older ones remain."""
+
+    messages: list[dict]
+    has_more: bool
+
+
 class ConversationNotFound(RelayError):
     """Dify will not continue the conversation id the relay sent (unknown, another user's, or ended)."""
 
@@ -213,16 +221,23 @@ class DifyClient:
             raise
         return [q for q in data if isinstance(q, str)] if isinstance(data, list) else []
 
-    def history(self, conversation_id: str, user: str, limit: int, deadline: Deadline) -> list[dict]:
-        """The conversation's latest `limit` messages, oldest first; none for a conversation Dify forgot."""
-        query = urlencode({"conversation_id": _checked_id(conversation_id), "user": user, "limit": limit})
+    def history(
+        self, conversation_id: str, user: str, limit: int, deadline: Deadline, before: str | None = None
+    ) -> HistoryPage:
+        """The conversation's latest `limit` messages (older than message `before`, if given), oldest
+        first as Dify sends them; an empty page for a conversation, or a `before`, Dify does not know."""
+        query = {"conversation_id": _checked_id(conversation_id), "user": user, "limit": limit}
+        if before:
+            query["first_id"] = _checked_id(before)
         try:
-            data = self._call("GET", f"/messages?{query}", deadline).get("data")
+            body = self._call("GET", f"/messages?{urlencode(query)}", deadline)
         except RelayError as error:
             if error.dify_status == 404:
-                return []
+                return HistoryPage([], has_more=False)
             raise
-        return list(reversed(data)) if isinstance(data, list) else []
+        data = body.get("data")
+        items = [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
+        return HistoryPage(items, has_more=body.get("has_more") is True)
 
     def delete_conversation(self, conversation_id: str, user: str, deadline: Deadline) -> None:
         """Deletes a conversation; one Dify no longer has counts as deleted."""

@@ -139,8 +139,12 @@ SCHEMAS = {
                     ("question", "answer", "messageId", "createdAt"),
                 ),
             },
+            "hasMore": {
+                "type": "boolean",
+                "description": "Older turns remain: ask again with `before` = the first turn's messageId.",
+            },
         },
-        ("sessionId", "turns"),
+        ("sessionId", "turns", "hasMore"),
     ),
     "EraseRequest": _object({"sessionId": _SESSION_ID}, ("sessionId",)),
 }
@@ -221,13 +225,14 @@ def document() -> dict:
             },
             "/v1/history": {
                 "get": _operation(
-                    "The session's turns, oldest first",
+                    "The session's latest turns, oldest first, a page at a time",
                     {"200": _json("History", "Empty for an unknown session")},
                     parameters=[
                         _query("sessionId", _SESSION_ID),
                         _query(
                             "limit", {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY}, required=False
                         ),
+                        _query("before", _MESSAGE_ID, required=False),
                     ],
                 )
             },

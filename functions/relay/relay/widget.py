@@ -144,6 +144,14 @@ def parse_feedback(body: str | None, *, max_body_bytes: int) -> FeedbackRequest:
     )
 
 
+def history_before_of(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not UUID.fullmatch(value):
+        raise _invalid("'before' must be the messageId of a turn the relay returned.")
+    return value
+
+
 def history_limit_of(value: str | None) -> int:
     if value is None:
         return 20
