@@ -76,6 +76,7 @@ local: $(READY)
 	PORT=$(PORT) $(BIN)/python -m local.server
 
 test: setup-check lint pytest template audit workflows build-check
+	@echo "make test: every check passed (set-up, ruff, pytest, template, audit, workflows, sam build)"
 
 lint: $(READY)
 	$(BIN)/ruff check .
