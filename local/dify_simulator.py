@@ -49,6 +49,7 @@ _UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 _WRONG_ROUTE = "Please check if your app mode matches the right API route."
 _APP_UNAVAILABLE = "App unavailable, please check your app configurations."
 _WORKFLOW_FAILURE = "Simulated workflow failure."
+RELEASES = frozenset({"current", "legacy"})
 _URL_NOT_FOUND = (
     "The requested URL was not found on the server. "
     "If you entered the URL manually please check your spelling and try again."
@@ -63,9 +64,10 @@ class App:
     name: str = ""
     required_inputs: tuple[str, ...] = ()
     optional_inputs: tuple[str, ...] = ()
-    opening_statement: str = "Hello! How can I help?"
-    suggested_questions: tuple[str, ...] = ("What can you do?",)
-    suggested_after_answer: bool = True
+    # None: what an app of this mode has by default (see __post_init__)
+    opening_statement: str | None = None
+    suggested_questions: tuple[str, ...] | None = None
+    suggested_after_answer: bool | None = None
     sources: list[dict] = field(default_factory=list)
     answer_output: str = "answer"
     query_input: str = "query"
@@ -74,6 +76,11 @@ class App:
     moderated_replacement: str | None = None
     fail_workflow: bool = False
     stream_delay: float = 0.0  # seconds between streamed events, to leave room for a stop call
+    # "current" answers as Dify 1.x's Service API does today; "legacy" as releases before it where they
+    # differ (see docs/dify-compatibility.md): suggested questions switched off are a 400 instead of a 403,
+    # deleting a conversation answers 200 {"result": "success"} instead of 204, and a continued chat or
+    # agent-chat turn keeps the conversation's first inputs, unchecked.
+    release: str = "current"
     id: str = field(default_factory=lambda: str(uuid.uuid4()), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -81,7 +88,19 @@ class App:
             raise ValueError(f"unknown app mode {self.mode!r}; expected one of {sorted(MODES)}")
         if self.stream_chunk_chars < 1:
             raise ValueError("stream_chunk_chars must be at least 1")
+        if self.release not in RELEASES:
+            raise ValueError(f"unknown release {self.release!r}; expected one of {sorted(RELEASES)}")
         self.name = self.name or f"Simulated {self.mode} app"
+        # Chat apps welcome and suggest; a completion app has no follow-ups; a workflow none of these; a New
+        # Agent app's /parameters come from an empty feature set, so all of them are off.
+        follows_up = self.mode in CHAT_MODES - {"agent"}
+        welcomes = follows_up or self.mode == "completion"
+        if self.opening_statement is None and welcomes:
+            self.opening_statement = "Hello! How can I help?"
+        if self.suggested_questions is None:
+            self.suggested_questions = ("What can you do?",) if welcomes else ()
+        if self.suggested_after_answer is None:
+            self.suggested_after_answer = follows_up
 
     @property
     def variables(self) -> dict[str, bool]:
@@ -100,7 +119,7 @@ class Fault:
     """A misbehaviour applied to matching requests; see DifySimulator.inject."""
 
     kind: str
-    status: int = 500
+    status: int | None = None  # default: 500 for HTTP errors; 400 for error events, as Dify sends them
     code: str | None = None
     message: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -110,6 +129,11 @@ class Fault:
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {sorted(FAULT_KINDS)}")
+        if self.status is None:
+            # A stream's error event is 400 for Dify's own codes (invalid_param, completion_request_error,
+            # provider_*) and 500 only for internal_server_error.
+            internal = self.kind != "error_event" or self.code == "internal_server_error"
+            self.status = 500 if internal else 400
 
     def matches(self, method: str, path: str, body: Any) -> bool:
         if self.path_contains is not None and self.path_contains not in path:
@@ -149,7 +173,9 @@ class DifyError(Exception):
         self.status, self.code, self.message = status, code, message
 
     def response(self) -> "_Json":
-        return _Json(self.status, {"code": self.code, "message": self.message, "status": self.status})
+        headers = {"WWW-Authenticate": 'Bearer realm="api"'} if self.status == 401 else {}
+        body = {"code": self.code, "message": self.message, "status": self.status}
+        return _Json(self.status, body, headers)
 
 
 def _invalid(message: str) -> DifyError:
@@ -306,10 +332,8 @@ class _Turn:
         }
 
     def metadata(self, answer: str) -> dict[str, Any]:
-        metadata: dict[str, Any] = {"usage": self.usage(answer)}
-        if self.message.retriever_resources and self.app.mode != "agent":
-            metadata["retriever_resources"] = self.message.retriever_resources
-        return metadata
+        sources = self.message.retriever_resources if self.app.mode != "agent" else []
+        return {"annotation_reply": None, "retriever_resources": sources, "usage": self.usage(answer)}
 
     def workflow_data(self, status: str, answer: str, error: str | None = None) -> dict[str, Any]:
         return {
@@ -379,7 +403,8 @@ def _stream_for(turn: _Turn) -> _Stream:
     def delta(text: str) -> dict:
         if app.mode == "workflow":
             return turn.event("text_chunk", data={"text": text, "from_variable_selector": ["llm", "text"]})
-        return turn.event("agent_message" if app.mode in ("agent-chat", "agent") else "message", answer=text)
+        name = "agent_message" if app.mode in ("agent-chat", "agent") else "message"
+        return turn.event(name, id=turn.message.id, answer=text)
 
     def tail(answer: str, stopped: bool) -> list[dict]:
         if app.fail_workflow and app.mode == "workflow":
@@ -388,24 +413,23 @@ def _stream_for(turn: _Turn) -> _Stream:
                 turn.event("workflow_finished", data=turn.workflow_data("failed", "", _WORKFLOW_FAILURE)),
             ]
         events = []
+        if flow:
+            status = "stopped" if stopped else "succeeded"
+            events.append(turn.event("node_finished", data=turn.node_data("succeeded", answer)))
+            events.append(turn.event("workflow_finished", data=turn.workflow_data(status, answer)))
         if turn.moderated and not stopped:
             answer = turn.final_answer
             events.append(turn.event("message_replace", answer=answer, reason="output_moderation"))
-        if flow:
-            events.append(turn.event("node_finished", data=turn.node_data("succeeded", answer)))
         if app.mode == "agent":
-            events.append(turn.event("message", answer=answer))
+            events.append(turn.event("message", id=turn.message.id, answer=answer))
         if app.mode != "workflow":
             events.append(turn.event("message_end", id=turn.message.id, metadata=turn.metadata(answer)))
-        if flow:
-            status = "stopped" if stopped else "succeeded"
-            events.append(turn.event("workflow_finished", data=turn.workflow_data(status, answer)))
         return events
 
     def failure(fault: Fault) -> list[dict]:
         envelope = fault.envelope()
         events = []
-        if flow:
+        if app.mode == "advanced-chat":
             data = turn.workflow_data("failed", "", envelope["message"])
             events.append(turn.event("workflow_finished", data=data))
         return [*events, turn.event("error", **envelope)]
@@ -413,17 +437,18 @@ def _stream_for(turn: _Turn) -> _Stream:
     return _Stream(turn, head, delta, tail, failure)
 
 
-def _check_inputs(app: App, inputs: dict[str, Any], waived: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The inputs Dify keeps: declared variables only, each required one present, strings within length."""
+def _check_inputs(app: App, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The inputs Dify keeps: declared variables only, each required one present (not absent or null),
+    strings within length."""
     kept = {}
     for name, required in app.variables.items():
         value = inputs.get(name)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            if required and name not in waived:
+        if value is None:
+            if required:
                 raise _invalid(f"{name} is required in input form")
             continue
         if not isinstance(value, str):
-            raise _invalid(f"{name} in input form must be a string")
+            raise _invalid(f"(type 'text-input') {name} in input form must be a string")
         if len(value) > INPUT_MAX_LENGTH:
             raise _invalid(f"{name} in input form must be less than {INPUT_MAX_LENGTH} characters")
         kept[name] = value
@@ -431,9 +456,9 @@ def _check_inputs(app: App, inputs: dict[str, Any], waived: tuple[str, ...] = ()
 
 
 def _require_user(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if value is None or value == "":
         raise _invalid("Arg user must be provided.")
-    return value
+    return str(value)
 
 
 def _require_inputs(body: dict[str, Any]) -> dict[str, Any]:
@@ -443,18 +468,18 @@ def _require_inputs(body: dict[str, Any]) -> dict[str, Any]:
     return inputs
 
 
-def _is_streaming(body: dict[str, Any]) -> bool:
+def _response_mode(body: dict[str, Any]) -> str | None:
     mode = body.get("response_mode")
     if mode not in (None, "blocking", "streaming"):
         raise _invalid("response_mode must be 'blocking' or 'streaming'")
-    return mode == "streaming"
+    return mode
 
 
 def _as_uuid(value: Any, what: str) -> str:
     try:
         return str(uuid.UUID(value))
     except (TypeError, ValueError, AttributeError):
-        raise _invalid(f"{what} is not a valid UUID") from None
+        raise _invalid(f"{what} must be a valid UUID") from None
 
 
 def _compose_answer(turn_number: int, query: str, inputs: dict[str, Any]) -> str:
@@ -638,6 +663,8 @@ class DifySimulator:
         call = _Call(record.method, path, record.query, record.headers, raw, fault)
         try:
             response = self._dispatch(call)
+        except _NoRoute:
+            return _send_page(h, 404, "Not Found", _URL_NOT_FOUND)
         except DifyError as error:
             response = error.response()
         except Exception:
@@ -660,18 +687,20 @@ class DifySimulator:
         if route is None and allowed:
             raise DifyError(405, "method_not_allowed", "The method is not allowed for the requested URL.")
         if route is None:
-            raise DifyError(404, "not_found", _URL_NOT_FOUND)
+            raise _NoRoute
         call.app = self._authenticate(call.headers.get("authorization", ""))
         if call.app.mode not in route.audience.modes:
             raise DifyError(400, *route.audience.wrong_mode)
         return route.handler(self, call)
 
     def _authenticate(self, authorization: str) -> App:
-        scheme, _, key = authorization.partition(" ")
-        if scheme != "Bearer" or not key.strip():
+        scheme, _, key = authorization.strip().partition(" ")
+        if not scheme or not key.strip():
             raise DifyError(
                 401, "unauthorized", "Authorization header must be provided and start with 'Bearer'"
             )
+        if scheme.lower() != "bearer":
+            raise DifyError(401, "unauthorized", "Authorization scheme must be 'Bearer'")
         with self._lock:
             app = self.apps.get(key.strip())
         if app is None:
@@ -779,43 +808,49 @@ class DifySimulator:
         user = _require_user(body.get("user"))
         inputs = _require_inputs(body)
         query = body.get("query")
-        if not isinstance(query, str) or not query.strip():
-            raise _invalid("query is required")
-        streaming = _is_streaming(body)
-        if not streaming and call.app.mode == "agent-chat":
-            raise _invalid("Agent Chat App does not support blocking mode")
-        if not streaming and call.app.mode == "agent":
-            raise DifyError(400, "bad_request", "Agent App only supports streaming response mode.")
+        if not isinstance(query, str):
+            raise _invalid("query is required and must be a string")
+        response_mode = _response_mode(body)
         given = body.get("conversation_id")
         blank = given is None or (isinstance(given, str) and not given.strip())
         conversation_id = None if blank else _as_uuid(given, "conversation_id")
-        kept = _check_inputs(call.app, inputs)
+        mode = call.app.mode
         with self._lock:
-            if conversation_id:
-                conversation = self._owned_conversation(conversation_id, call, user)
-            else:
+            conversation = self._owned_conversation(conversation_id, call, user) if conversation_id else None
+        # New Agent streams unless blocking is asked for; every other mode blocks unless streaming is.
+        streaming = response_mode != "blocking" if mode == "agent" else response_mode == "streaming"
+        if not streaming and mode == "agent-chat":
+            raise _invalid("Agent Chat App does not support blocking mode")
+        if not streaming and mode == "agent":
+            raise DifyError(400, "bad_request", "Agent App only supports streaming response mode.")
+        if not query:
+            raise _invalid("query is required")
+        if conversation and (mode == "advanced-chat" or call.app.release == "legacy"):
+            kept = conversation.inputs  # a chatflow keeps its first turn's inputs, unchecked
+        else:
+            kept = _check_inputs(call.app, inputs)  # chat and agent apps check and use every turn's
+        with self._lock:
+            if conversation is None:
                 conversation = _Conversation(str(uuid.uuid4()), call.app.id, user, kept)
                 self._conversations[conversation.id] = conversation
-            turn = self._start_turn(call, user, query, conversation.inputs, conversation)
+            turn = self._start_turn(call, user, query, kept, conversation)
         return self._reply(turn, streaming)
 
     def _completion_messages(self, call: _Call) -> "_Json | _Stream":
         body = call.json()
         user = _require_user(body.get("user"))
         inputs = _require_inputs(body)
-        legacy_query = body.get("query") if isinstance(body.get("query"), str) else ""
-        streaming = _is_streaming(body)
-        query_input = call.app.query_input
-        kept = _check_inputs(call.app, inputs, waived=(query_input,) if legacy_query.strip() else ())
+        streaming = _response_mode(body) == "streaming"
+        kept = _check_inputs(call.app, inputs)
         with self._lock:
-            turn = self._start_turn(call, user, kept.get(query_input) or legacy_query, kept, None)
+            turn = self._start_turn(call, user, kept[call.app.query_input], kept, None)
         return self._reply(turn, streaming)
 
     def _workflow_run(self, call: _Call) -> "_Json | _Stream":
         body = call.json()
         user = _require_user(body.get("user"))
         inputs = _require_inputs(body)
-        streaming = _is_streaming(body)
+        streaming = _response_mode(body) == "streaming"
         kept = _check_inputs(call.app, inputs)
         with self._lock:
             turn = self._start_turn(call, user, kept[call.app.query_input], kept, None)
@@ -841,6 +876,8 @@ class DifySimulator:
         if not 1 <= limit <= 100:
             raise _invalid("limit must be between 1 and 100")
         first_id = call.query.get("first_id")
+        if first_id:
+            first_id = _as_uuid(first_id, "first_id")
         with self._lock:
             ids = self._owned_conversation(conversation_id, call, user).message_ids
             if first_id:
@@ -869,7 +906,13 @@ class DifySimulator:
         with self._lock:
             message = self._owned_message(call.params["message_id"], call, user)
         if not call.app.suggested_after_answer:
-            raise DifyError(400, "bad_request", "Suggested Questions Is Disabled.")
+            if call.app.release == "legacy":
+                raise DifyError(400, "bad_request", "Suggested Questions Is Disabled.")
+            raise DifyError(
+                403,
+                "app_suggested_questions_after_answer_disabled",
+                "Function Suggested questions after answer disabled.",
+            )
         topic = message.query[:40]
         questions = [
             f"Can you tell me more about '{topic}'?",
@@ -885,6 +928,8 @@ class DifySimulator:
             del self._conversations[conversation.id]
             for message_id in conversation.message_ids:
                 self._messages.pop(message_id, None)
+        if call.app.release == "legacy":
+            return _Json(200, {"result": "success"})
         return _Json(204, None)
 
     def _info(self, call: _Call) -> _Json:
@@ -1016,6 +1061,22 @@ def _send(h: _RequestHandler, response: _Json, fault: Fault | None = None) -> in
     h.end_headers()
     if fault and fault.kind == "slow_body":
         time.sleep(fault.delay)
+    h.wfile.write(data)
+    return status
+
+
+class _NoRoute(Exception):
+    """No route matches the URL: Werkzeug's own 404 page answers, not Dify's JSON envelope."""
+
+
+def _send_page(h: _RequestHandler, status: int, title: str, text: str) -> int:
+    """An error page as Werkzeug renders it for an HTTPException no JSON handler caught."""
+    page = f"<!doctype html>\n<html lang=en>\n<title>{status} {title}</title>\n"
+    data = f"{page}<h1>{title}</h1>\n<p>{text}</p>\n".encode()
+    h.send_response(status)
+    h.send_header("Content-Type", "text/html; charset=utf-8")
+    h.send_header("Content-Length", str(len(data)))
+    h.end_headers()
     h.wfile.write(data)
     return status
 

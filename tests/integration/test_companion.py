@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from local.dify_simulator import App
+from local.dify_simulator import App, Fault
 from relay.openapi import document
 from tests.conftest import DIFY_KEY
 from tests.integration.conftest import ORIGIN
@@ -86,13 +86,14 @@ def test_feedback_refusals(relay, chatted, body, status, code):
     refused(relay.request("POST", "/v1/feedback", body=body), status, code)
 
 
-def test_follow_up_questions_and_a_switched_off_feature(make_relay, simulator):
+@pytest.mark.parametrize("release", ["current", "legacy"])  # Dify answers 403, older releases 400
+def test_follow_up_questions_and_a_switched_off_feature(make_relay, simulator, release):
     relay = make_relay()
     first = relay.chat({"message": "Hi"}).json
     query = urlencode({"sessionId": first["sessionId"], "messageId": first["messageId"]})
     questions = ok(relay.request("GET", "/v1/suggested", query=query), "Suggestions")["questions"]
     assert len(questions) == 3 and all(isinstance(q, str) and q for q in questions)
-    simulator.apps[DIFY_KEY] = App(mode="chat", suggested_after_answer=False)
+    simulator.apps[DIFY_KEY] = App(mode="chat", suggested_after_answer=False, release=release)
     relay = make_relay()
     first = relay.chat({"message": "Hi"}).json
     query = urlencode({"sessionId": first["sessionId"], "messageId": first["messageId"]})
@@ -155,6 +156,24 @@ def test_history_before_a_turn_not_in_the_conversation_is_empty(relay, chatted):
 )
 def test_history_refuses_bad_queries(relay, query):
     refused(relay.request("GET", "/v1/history", query=query), 400, "invalid_request")
+
+
+def test_erasing_works_with_older_releases_that_answer_a_delete_with_200(make_relay, simulator):
+    simulator.apps[DIFY_KEY] = App(mode="chat", release="legacy")
+    relay = make_relay()
+    session = relay.chat({"message": "Hi"}).json["sessionId"]
+    assert ok(relay.request("DELETE", "/v1/session", body={"sessionId": session}), None, 204) is None
+    assert [r.method for r in simulator.requests if r.path.startswith("/v1/conversations/")] == ["DELETE"]
+    assert relay.chat({"message": "Hi again", "sessionId": session}).json["answer"].startswith("Turn 1:")
+
+
+def test_suggestions_refused_for_another_reason_are_an_error_not_an_empty_list(make_relay, simulator):
+    relay = make_relay()
+    first = relay.chat({"message": "Hi"}).json
+    simulator.inject(Fault("error", status=403, code="forbidden"), times=None)
+    query = urlencode({"sessionId": first["sessionId"], "messageId": first["messageId"]})
+    reply = relay.request("GET", "/v1/suggested", query=query)
+    assert (reply.status, reply.error_code) == (502, "upstream_rejected")
 
 
 def test_erasing_a_session_deletes_the_conversation_and_is_idempotent(relay, simulator, chatted, aws):

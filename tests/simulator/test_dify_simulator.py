@@ -34,6 +34,9 @@ def make_apps() -> dict[str, App]:
         "failing-workflow": App(mode="workflow", fail_workflow=True),
         "moderated": App(mode="chat", moderated_replacement="[removed by moderation]"),
         "quiet": App(mode="chat", suggested_after_answer=False),
+        "legacy-quiet": App(mode="chat", suggested_after_answer=False, release="legacy"),
+        "chat-with-topic": App(mode="chat", required_inputs=("topic",)),
+        "legacy-chat-with-topic": App(mode="chat", required_inputs=("topic",), release="legacy"),
         "slow": App(mode="chat", stream_chunk_chars=2, stream_delay=0.05, ping_every=0),
     }
 
@@ -141,9 +144,24 @@ def test_rotated_key_stops_working_and_the_new_one_reaches_the_same_app(sim):
     assert second["answer"].startswith("Turn 2:")
 
 
+def assert_plain_404(reply: Reply) -> None:
+    """Werkzeug's own page: Dify's Service API leaves unmatched URLs to it (no JSON envelope)."""
+    assert (reply.status, reply.content_type) == (404, "text/html")
+    assert b"<title>404 Not Found</title>" in reply.raw
+    assert b"The requested URL was not found on the server." in reply.raw
+
+
 def test_unknown_route_is_flask_plain_404(sim):
-    body = assert_error(call(sim, "GET", "/does-not-exist"), 404, "not_found")
-    assert body["message"].startswith("The requested URL was not found on the server.")
+    assert_plain_404(call(sim, "GET", "/does-not-exist"))
+    assert_plain_404(call(sim, "GET", "/does-not-exist", key=None))  # before any key check
+
+
+def test_the_bearer_scheme_is_case_insensitive_and_a_401_asks_for_it(sim):
+    reply = HTTP.request("GET", sim.url + "/info", headers={"Authorization": "bearer chat"})
+    assert reply.status == 200
+    refused = HTTP.request("GET", sim.url + "/info", headers={"Authorization": "Basic chat"})
+    assert_error(Reply(refused.status, refused.headers, refused.data), 401, "unauthorized")
+    assert refused.headers["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
 def test_info_and_parameters_describe_the_app(sim):
@@ -237,12 +255,18 @@ def test_a_reset_cuts_a_stream_still_being_written(sim):
         {"inputs": None},
         {"inputs": "topic=x"},
         {"query": None},
-        {"query": " "},
+        {"query": ""},
         {"response_mode": "sometimes"},
     ],
 )
 def test_invalid_chat_requests_are_invalid_param(sim, fields):
     assert_error(send(sim, **fields), 400, "invalid_param")
+
+
+def test_only_an_absent_or_empty_user_or_query_is_refused(sim):
+    """Dify refuses a falsy `user` or `query` only; it takes str() of any other user."""
+    assert send(sim, query=" ", user=" ").status == 200
+    assert send(sim, user=42).status == 200
 
 
 @pytest.mark.parametrize(
@@ -257,14 +281,29 @@ def test_unreadable_bodies_are_refused(sim, body, content_type, status, code):
     assert_error(reply, status, code)
 
 
-def test_required_input_is_checked_on_every_turn_and_first_inputs_stick(sim):
-    first = send(sim, key="chatflow", inputs={"topic": "billing", "ignored": "x"}).json()
+def test_a_chat_app_checks_and_uses_every_turns_inputs(sim):
+    first = send(sim, key="chat-with-topic", inputs={"topic": "billing", "ignored": "x"}).json()
     assert first["answer"] == "Turn 1: you said 'hello' [inputs: topic=billing]"
     conversation_id = first["conversation_id"]
-    missing = assert_error(send(sim, key="chatflow", conversation_id=conversation_id), 400, "invalid_param")
-    assert missing["message"] == "topic is required in input form"
-    again = send(sim, key="chatflow", inputs={"topic": "sales"}, conversation_id=conversation_id).json()
-    assert again["answer"] == "Turn 2: you said 'hello' [inputs: topic=billing]"
+    missing = send(sim, key="chat-with-topic", conversation_id=conversation_id)
+    assert assert_error(missing, 400, "invalid_param")["message"] == "topic is required in input form"
+    again = send(sim, key="chat-with-topic", inputs={"topic": "sales"}, conversation_id=conversation_id)
+    assert again.json()["answer"] == "Turn 2: you said 'hello' [inputs: topic=sales]"
+    assert (
+        send(sim, key="chat-with-topic", inputs={"topic": ""}).status == 200
+    )  # only absent or null is missing
+    wrong_type = assert_error(send(sim, key="chat-with-topic", inputs={"topic": 3}), 400, "invalid_param")
+    assert wrong_type["message"] == "(type 'text-input') topic in input form must be a string"
+
+
+@pytest.mark.parametrize("key", ["chatflow", "legacy-chat-with-topic"])
+def test_a_chatflow_and_older_chat_apps_keep_the_first_inputs_unchecked(sim, key):
+    first = send(sim, key=key, inputs={"topic": "billing"}).json()
+    later = {"conversation_id": first["conversation_id"]}
+    assert send(sim, key=key, **later).json()["answer"] == "Turn 2: you said 'hello' [inputs: topic=billing]"
+    again = send(sim, key=key, inputs={"topic": "sales"}, **later).json()
+    assert again["answer"] == "Turn 3: you said 'hello' [inputs: topic=billing]"
+    assert_error(send(sim, key=key), 400, "invalid_param")  # a first turn is checked
 
 
 @pytest.mark.parametrize(
@@ -282,10 +321,22 @@ def test_route_refuses_other_app_types(sim, route, key, code):
     assert_error(reply, 400, code)
 
 
-@pytest.mark.parametrize(("key", "code"), [("agent-chat", "invalid_param"), ("agent", "bad_request")])
-@pytest.mark.parametrize("response_mode", ["blocking", None])
-def test_agent_apps_refuse_blocking(sim, key, code, response_mode):
+@pytest.mark.parametrize(
+    ("key", "response_mode", "code"),
+    [
+        ("agent-chat", "blocking", "invalid_param"),
+        ("agent-chat", None, "invalid_param"),
+        ("agent", "blocking", "bad_request"),
+    ],
+)
+def test_agent_apps_refuse_blocking(sim, key, response_mode, code):
     assert_error(send(sim, key=key, response_mode=response_mode), 400, code)
+
+
+def test_new_agent_streams_when_no_response_mode_is_given(sim):
+    reply = send(sim, key="agent", response_mode=None)
+    assert (reply.status, reply.content_type) == (200, "text/event-stream")
+    assert names(reply.events())[-1] == "message_end"
 
 
 # ---------------------------------------------------------------- streaming
@@ -318,15 +369,16 @@ def test_new_agent_closes_with_one_full_message_then_message_end(sim):
     deltas = joined(events, "agent_message")
     assert names(events)[-2:] == ["message", "message_end"]
     assert events[-2]["answer"] == deltas == "Turn 1: you said 'hello'"
-    assert "retriever_resources" not in events[-1]["metadata"]
+    assert events[-1]["metadata"]["retriever_resources"] == []
 
 
-def test_chatflow_stream_ends_with_workflow_finished_after_message_end(sim):
+def test_chatflow_stream_ends_with_message_end_after_workflow_finished(sim):
+    """Dify's advanced-chat pipeline finishes the workflow first and queues message_end after it."""
     events = send(sim, key="chatflow", inputs={"topic": "t"}, response_mode="streaming").events()
     order = names(events)
     assert order[0] == "workflow_started"
-    assert order[-2:] == ["message_end", "workflow_finished"]
-    assert events[-1]["data"]["status"] == "succeeded"
+    assert order[-2:] == ["workflow_finished", "message_end"]
+    assert events[-2]["data"]["status"] == "succeeded"
     assert joined(events, "message") == "Turn 1: you said 'hello' [inputs: topic=t]"
 
 
@@ -357,12 +409,14 @@ def test_stop_ends_a_running_stream_for_the_same_user_only(sim):
 # ---------------------------------------------------------------- completion and workflow apps
 
 
-@pytest.mark.parametrize("fields", [{"inputs": {"query": "translate"}}, {"inputs": {}, "query": "translate"}])
-def test_completion_reads_text_from_input_or_legacy_query(sim, fields):
-    reply = send(sim, "/completion-messages", "completion", **fields).json()
+def test_completion_reads_its_text_from_its_input(sim):
+    reply = send(sim, "/completion-messages", "completion", inputs={"query": "translate"}).json()
     assert reply["mode"] == "completion"
     assert "conversation_id" not in reply
     assert reply["answer"].startswith("Turn 1: you said 'translate'")
+    # A top-level query does not stand in for the required input.
+    legacy = send(sim, "/completion-messages", "completion", inputs={}, query="translate")
+    assert assert_error(legacy, 400, "invalid_param")["message"] == "query is required in input form"
 
 
 def test_completion_without_text_is_invalid_param(sim):
@@ -434,7 +488,10 @@ def test_feedback_is_stored_and_shown_in_history(sim):
 )
 def test_feedback_on_unknown_message_is_404(sim, message_id, message):
     reply = call(sim, "POST", f"/messages/{message_id}/feedbacks", {"rating": "like", "user": USER})
-    assert assert_error(reply, 404, "not_found")["message"].startswith(message)
+    if message_id == "not-a-uuid":
+        assert_plain_404(reply)
+    else:
+        assert assert_error(reply, 404, "not_found")["message"].startswith(message)
 
 
 def suggest(sim: DifySimulator, key: str) -> Reply:
@@ -447,8 +504,9 @@ def test_suggested_questions_come_in_threes(sim):
     assert (reply["result"], len(reply["data"])) == ("success", 3)
 
 
-def test_suggested_questions_switched_off_are_bad_request(sim):
-    assert_error(suggest(sim, "quiet"), 400, "bad_request")
+def test_suggested_questions_switched_off_are_403_or_400_in_older_releases(sim):
+    assert_error(suggest(sim, "quiet"), 403, "app_suggested_questions_after_answer_disabled")
+    assert_error(suggest(sim, "legacy-quiet"), 400, "bad_request")
 
 
 def test_delete_conversation_needs_json_and_then_forgets_it(sim):
@@ -460,6 +518,13 @@ def test_delete_conversation_needs_json_and_then_forgets_it(sim):
     deleted = call(sim, "DELETE", path, {"user": USER})
     assert (deleted.status, deleted.raw) == (204, b"")
     assert_error(send(sim, conversation_id=conversation_id), 404, "not_found")
+
+
+def test_older_releases_answer_a_delete_with_a_result(sim):
+    sim.reset({"legacy": App(mode="chat", release="legacy")})
+    conversation_id = send(sim, key="legacy").json()["conversation_id"]
+    deleted = call(sim, "DELETE", f"/conversations/{conversation_id}", {"user": USER}, key="legacy")
+    assert (deleted.status, deleted.json()) == (200, {"result": "success"})
 
 
 # ---------------------------------------------------------------- faults

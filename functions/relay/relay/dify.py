@@ -126,6 +126,10 @@ _ENDED_CONVERSATION = {(404, "not_found"), (400, "conversation_completed")}
 _MALFORMED = "The assistant sent an answer the relay could not read."
 
 
+# Follow-up questions switched off: 403 in current Dify, 400 bad_request in older releases.
+_SUGGESTIONS_OFF = {(403, "app_suggested_questions_after_answer_disabled"), (400, "bad_request")}
+
+
 def upstream_error(status: int, body: dict, headers) -> RelayError:
     """Maps a Dify error response to what the widget is told; Dify's own message stays in the logs."""
     code = str(body.get("code") or "")
@@ -216,7 +220,7 @@ class DifyClient:
         try:
             data = self._call("GET", path, deadline).get("data")
         except RelayError as error:
-            if error.dify_status in (400, 403):  # bad_request (older Dify) or 403: the feature is off
+            if (error.dify_status, error.dify_code) in _SUGGESTIONS_OFF:
                 return []
             raise
         return [q for q in data if isinstance(q, str)] if isinstance(data, list) else []
@@ -423,7 +427,7 @@ class DifyClient:
         if sent_conversation and (status, code) in _ENDED_CONVERSATION:
             return ConversationNotFound()
         error = upstream_error(status, data or {}, headers)
-        error.dify_status = status
+        error.dify_status, error.dify_code = status, code
         return error
 
     def _request(self, method: str, path: str, body: bytes | None, key: str, deadline: Deadline):

@@ -36,7 +36,8 @@ class RelayError(Exception):
         self.kind = kind
         self.message = message
         self.retry_after = retry_after
-        self.dify_status: int | None = None  # Dify's status when the error is its answer
+        self.dify_status: int | None = None  # Dify's status and code when the error is its answer
+        self.dify_code: str | None = None
 
     def body(self) -> dict:
         return {"error": {"code": self.kind.code, "message": self.message, "retryable": self.kind.retryable}}
