@@ -126,6 +126,18 @@ def test_an_unreachable_dify_is_an_upstream_error(make_relay):
     assert (reply.status, reply.error_code, reply.json["error"]["retryable"]) == (502, "upstream_error", True)
 
 
+def test_a_dify_url_without_the_api_prefix_is_a_final_error_not_a_retry(make_relay, simulator):
+    """Dify leaves unmatched URLs to Werkzeug's HTML 404 page: the relay reports it once, without retrying."""
+    relay = make_relay(DIFY_API_URL=simulator.url.removesuffix("/v1"))
+    reply = relay.chat({"message": "Hello"})
+    assert (reply.status, reply.error_code, reply.json["error"]["retryable"]) == (
+        502,
+        "upstream_rejected",
+        False,
+    )
+    assert [r.path for r in simulator.requests] == ["/chat-messages"]
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [

@@ -158,10 +158,25 @@ def test_stream_faults_are_errors_never_half_answers(make_relay, simulator, row)
     assert dify_calls(simulator) == 1  # a stream that opened is not sent again
 
 
-def test_a_run_past_the_deadline_is_answered_in_time_and_stopped(make_relay, simulator):
-    simulator.apps[DIFY_KEY] = App(mode="agent-chat")
-    relay = make_relay(DIFY_APP_MODE="agent", GATEWAY_TIMEOUT_MS="2500", DEADLINE_MARGIN_MS="500")
-    simulator.inject(Fault(kind="slow_body", delay=6, path_contains="/chat-messages"))
+@pytest.mark.parametrize(
+    ("dify_mode", "configured", "run_path", "stop_path"),
+    [
+        ("agent-chat", "agent", "/v1/chat-messages", "/v1/chat-messages/{task}/stop"),
+        ("completion", "completion", "/v1/completion-messages", "/v1/completion-messages/{task}/stop"),
+        ("workflow", "workflow", "/v1/workflows/run", "/v1/workflows/tasks/{task}/stop"),
+    ],
+)
+def test_a_run_past_the_deadline_is_answered_in_time_and_stopped(
+    make_relay, simulator, dify_mode, configured, run_path, stop_path
+):
+    simulator.apps[DIFY_KEY] = App(mode=dify_mode)
+    relay = make_relay(
+        DIFY_APP_MODE=configured,
+        UPSTREAM_MODE="streaming",
+        GATEWAY_TIMEOUT_MS="2500",
+        DEADLINE_MARGIN_MS="500",
+    )
+    simulator.inject(Fault(kind="slow_body", delay=6, path_contains=run_path))
     started = time.monotonic()
     reply = relay.chat({"message": "Hello"})
     elapsed = time.monotonic() - started
@@ -169,7 +184,8 @@ def test_a_run_past_the_deadline_is_answered_in_time_and_stopped(make_relay, sim
     assert elapsed < 2.5
     stops = [r for r in simulator.requests if r.path.endswith("/stop")]
     assert len(stops) == 1 and stops[0].body["user"]
-    assert stops[0].path.split("/")[-2] in simulator.stopped_tasks
+    [task] = simulator.stopped_tasks
+    assert stops[0].path == stop_path.format(task=task)
 
 
 def test_a_stale_conversation_is_restarted_once(relay, simulator):
