@@ -25,7 +25,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV_INSTALL = $(UV) pip install --quiet --require-hashes
 
 .PHONY: local test lint pytest chromium template audit workflows build build-check lock clean bench \
-	python-check setup-check
+	python-check setup-check fuzz
 
 python-check:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
@@ -184,6 +184,12 @@ lock: $(UV)
 	$(call locked,3.13,requirements/layer.in,layers/deps/requirements.txt,$(LAYER_HEADER))
 	$(call locked,3.11,requirements/dev.in,requirements/dev.txt,$(DEV_HEADER))
 	$(call locked,3.11,requirements/audit.in,requirements/audit.txt,$(AUDIT_HEADER))
+
+# A longer Schemathesis run than make test's (tests/fuzz), with a new seed each time unless FUZZ_SEED is set.
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(READY)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$${FUZZ_SEED:-$$(date +%s)} $(BIN)/pytest tests/fuzz -p no:xdist \
+		--timeout 0 -rA
 
 clean:
 	rm -rf $(VENV) $(AUDIT_VENV) $(UV_VENV) $(SETUP_CHECK_DIR) .aws-sam .pytest_cache .ruff_cache

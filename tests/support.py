@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -74,3 +82,40 @@ def check_schema(name: str, instance) -> None:
     registry = Registry().with_resource("urn:widget-api", document)
     schema = {"$ref": f"urn:widget-api#/components/schemas/{name}"}
     Draft202012Validator(schema, registry=registry).validate(instance)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def local_server(
+    env: dict[str, str], *, port: int | None = None, demo_port: int | None = None
+) -> Iterator[str]:
+    """`make local` as a process of its own (its simulator embedded), with `env` over a clean environment;
+    yields the relay's URL."""
+    port, demo_port = port or free_port(), demo_port or free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DIFY_", "SESSIONS_", "ALLOWED_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local.server"],
+        cwd=ROOT,
+        env=clean | {"PORT": str(port), "DEMO_PORT": str(demo_port)} | env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if "listening on" in line or not line:
+                break
+        assert process.poll() is None, "make local did not start"
+        # Keep reading its log (a line or two per request), or a full pipe would stall the server.
+        threading.Thread(target=process.stdout.read, daemon=True).start()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -91,14 +91,14 @@ def history():
 
 @app.delete("/v1/session")
 def erase_session():
-    body = json_body(app.current_event.decoded_body, settings.max_body_bytes)
+    body = json_body(app.current_event.decoded_body, settings.max_body_bytes, ("sessionId",))
     companion.erase(session_id_of(body.get("sessionId")), invocation_deadline())
     return Response(status_code=204, body="")
 
 
 @app.get("/v1/openapi.json")
 def openapi():
-    return openapi_document()
+    return openapi_document(settings.allowed_inputs)
 
 
 def invocation_deadline() -> Deadline:
@@ -126,7 +126,13 @@ def relay_error(error: RelayError) -> Response:
 
 @app.not_found
 def not_found(_: NotFoundError) -> Response:
-    return error_response(RelayError(ErrorKind.NOT_FOUND, "No such route."))
+    methods = openapi_document(settings.allowed_inputs)["paths"].get(app.current_event.path)
+    if not methods:
+        return error_response(RelayError(ErrorKind.NOT_FOUND, "No such route."))
+    allowed = ", ".join(sorted(method.upper() for method in methods))
+    response = error_response(RelayError(ErrorKind.METHOD_NOT_ALLOWED, f"This route answers {allowed}."))
+    response.headers["Allow"] = allowed
+    return response
 
 
 @app.exception_handler(Exception)

@@ -4,17 +4,12 @@ its Dify simulator) on another, exactly as `make local` serves them."""
 import json
 import os
 import shutil
-import subprocess
-import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from tests.integration.test_local_server import free_port
-from tests.support import ROOT
+from tests.support import ROOT, free_port, local_server
 
 # One Chromium and one `make local` for the module: under pytest-xdist its tests stay on one worker.
 pytestmark = pytest.mark.xdist_group("browser")
@@ -35,37 +30,20 @@ CHROMIUM_FLAGS = [
 
 @pytest.fixture(scope="module")
 def servers():
-    relay_port, demo_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIFY_", "SESSIONS_", "ALLOWED_"))}
-    env |= {
-        "PORT": str(relay_port),
-        "DEMO_PORT": str(demo_port),
+    demo_port = free_port()
+    env = {
         "ALLOWED_ORIGINS": f"http://localhost:{demo_port}",
         "DEMO_CONSENT": "I agree that this chat is stored.",
         # A long conversation is seeded at full speed; budgets are the integration tests' subject.
         "RATE_LIMIT_SESSION_PER_MINUTE": "0",
         "RATE_LIMIT_IP_PER_MINUTE": "0",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local.server"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and b"listening on" not in process.stdout.readline():
-        pass
-    # Keep reading its log (a line or two per request), or a full pipe would stall the server.
-    threading.Thread(target=process.stdout.read, daemon=True).start()
-    yield {
-        "allowed": f"http://localhost:{demo_port}/",
-        "other": f"http://127.0.0.1:{demo_port}/",
-        "relay": f"http://127.0.0.1:{relay_port}",
-    }
-    process.terminate()
-    process.wait(timeout=10)
-    process.stdout.close()
+    with local_server(env, demo_port=demo_port) as relay:
+        yield {
+            "allowed": f"http://localhost:{demo_port}/",
+            "other": f"http://127.0.0.1:{demo_port}/",
+            "relay": relay,
+        }
 
 
 @pytest.fixture(scope="module")

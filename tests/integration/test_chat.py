@@ -146,6 +146,9 @@ def test_a_dify_url_without_the_api_prefix_is_a_final_error_not_a_retry(make_rel
         ({"message": 7}, 400),
         ({"message": "hi", "sessionId": "bad id!"}, 400),
         ({"message": "x" * 4001}, 413),
+        # Found by Schemathesis: fields the document does not list, and control characters in `user`.
+        ({"message": "hi", "x-unknown": 42}, 400),
+        ({"message": "hi", "user": "G\u0006"}, 400),
     ],
 )
 def test_bad_requests_never_reach_dify(relay, simulator, body, status):
@@ -178,6 +181,14 @@ def test_unknown_routes_are_json_404s(relay):
     event.update(path="/v1/nothing", resource="/v1/nothing")
     reply = relay.invoke(event)
     assert (reply.status, reply.error_code) == (404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"), [("PUT", "/v1/chat", "POST"), ("TRACE", "/v1/session", "DELETE")]
+)
+def test_a_method_a_route_does_not_take_is_a_json_405_naming_the_ones_it_does(relay, method, path, allowed):
+    reply = relay.request(method, path, body={"message": "Hi"})
+    assert (reply.status, reply.error_code, reply.headers["allow"]) == (405, "method_not_allowed", allowed)
 
 
 def test_preflight_from_an_allowed_origin_is_granted(relay):

@@ -78,12 +78,41 @@ def test_feedback_reaches_dify_with_the_sessions_user(relay, simulator, chatted)
         ({"sessionId": "{session}", "messageId": "../../info", "rating": "like"}, 400, "invalid_request"),
         ({"sessionId": "{session}", "messageId": "{message}", "rating": "love"}, 400, "invalid_request"),
         ({"sessionId": "{session}", "messageId": "{message}"}, 400, "invalid_request"),
+        (
+            {"sessionId": "{session}", "messageId": "{message}", "rating": "like", "stars": 5},
+            400,
+            "invalid_request",
+        ),
+        (
+            {"sessionId": "{session}", "messageId": "{message}", "rating": "like", "content": "a\u0006"},
+            400,
+            "invalid_request",
+        ),
     ],
 )
 def test_feedback_refusals(relay, chatted, body, status, code):
     session, messages = chatted
     body = json.loads(json.dumps(body).replace("{session}", session).replace("{message}", messages[0]))
     refused(relay.request("POST", "/v1/feedback", body=body), status, code)
+
+
+def test_withdrawing_a_rating_never_given_leaves_no_rating(relay, simulator, chatted):
+    """Found by Schemathesis: Dify refuses to withdraw a rating a message lacks (400 invalid_param)."""
+    session, messages = chatted
+    body = {"sessionId": session, "messageId": messages[0], "rating": None}
+    assert ok(relay.request("POST", "/v1/feedback", body=body), "FeedbackResult") == {"result": "ok"}
+    rated = relay.request("POST", "/v1/feedback", body=body | {"rating": "dislike"})
+    assert ok(rated, "FeedbackResult") == {"result": "ok"}
+    assert ok(relay.request("POST", "/v1/feedback", body=body), "FeedbackResult") == {"result": "ok"}
+
+
+def test_erasing_refuses_fields_it_does_not_take(relay, chatted):
+    session, _ = chatted
+    refused(
+        relay.request("DELETE", "/v1/session", body={"sessionId": session, "all": True}),
+        400,
+        "invalid_request",
+    )
 
 
 @pytest.mark.parametrize("release", ["current", "legacy"])  # Dify answers 403, older releases 400

@@ -1,54 +1,19 @@
 """`make local` end to end: the server process, the simulator it embeds, and two turns over HTTP."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
 
 import pytest
 
-from tests.support import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support import local_server
 
 
 @pytest.fixture
 def local_relay():
-    processes = []
-
-    def start(**env):
-        port = free_port()
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("DIFY_", "SESSIONS_", "ALLOWED_"))}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "local.server"],
-            cwd=ROOT,
-            env=clean | {"PORT": str(port), "DEMO_PORT": str(free_port())} | env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        processes.append(process)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if "listening on" in line or not line:
-                break
-        assert process.poll() is None, "make local did not start"
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()
+    with ExitStack() as servers:
+        yield lambda **env: servers.enter_context(local_server(env))
 
 
 def post(url, body, origin=None):

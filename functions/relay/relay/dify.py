@@ -212,7 +212,13 @@ class DifyClient:
 
     def feedback(self, message_id: str, user: str, rating: str | None, content: str | None, deadline) -> None:
         payload = {"rating": rating, "user": user} | ({"content": content} if content else {})
-        self._call("POST", f"/messages/{_checked_id(message_id)}/feedbacks", deadline, payload)
+        try:
+            self._call("POST", f"/messages/{_checked_id(message_id)}/feedbacks", deadline, payload)
+        except RelayError as error:
+            # Withdrawing a rating the message does not have is 400 invalid_param to Dify; to the widget,
+            # no rating is left either way.
+            if rating is not None or (error.dify_status, error.dify_code) != (400, "invalid_param"):
+                raise
 
     def suggested(self, message_id: str, user: str, deadline: Deadline) -> list[str]:
         """Follow-up questions; none when the app has the feature switched off."""

@@ -7,11 +7,21 @@ against it.
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import cache
 
 from .errors import ErrorKind
-from .widget import MAX_FEEDBACK_CHARS, MAX_HISTORY, MAX_INPUT_CHARS, MAX_USER_CHARS, SESSION_ID, UUID
+from .widget import (
+    CONTROL,
+    DEFAULT_MAX_MESSAGE_CHARS,
+    MAX_FEEDBACK_CHARS,
+    MAX_HISTORY,
+    MAX_INPUT_CHARS,
+    MAX_USER_CHARS,
+    SESSION_ID,
+    UUID,
+)
 
 MODES = ["chat", "chatflow", "agent", "completion", "workflow"]
 
@@ -30,21 +40,37 @@ def _ref(name: str) -> dict:
 
 
 _SESSION_ID = {"type": "string", "pattern": f"^{SESSION_ID.pattern}$"}
+# Text the relay takes: no NUL or other control characters (tab and line ends allowed), and for `_VISIBLE`
+# at least one character that is not white space.
+_PRINTABLE = (
+    "[^" + CONTROL.pattern.replace("\\x", "\\u00")[1:]
+)  # the relay's own set, as JSON Schema writes it
+_TEXT = {"type": "string", "pattern": f"^{_PRINTABLE}*$"}
+_VISIBLE = {"type": "string", "pattern": f"^{_PRINTABLE}*[^\\s\\u0000-\\u001f\\u007f]{_PRINTABLE}*$"}
 _MESSAGE_ID = {"type": "string", "pattern": f"^{UUID.pattern}$"}
 
 SCHEMAS = {
     "ChatRequest": _object(
         {
-            "message": {"type": "string", "minLength": 1, "description": "The visitor's text."},
+            "message": _VISIBLE
+            | {
+                "maxLength": DEFAULT_MAX_MESSAGE_CHARS,
+                "description": "The visitor's text; at most MAX_MESSAGE_CHARS characters "
+                f"({DEFAULT_MAX_MESSAGE_CHARS:,} by default), else 413.",
+            },
+            # The optional fields may also be null, which means left out.
             "sessionId": _SESSION_ID
-            | {"description": "Leave out on a first message; the relay creates one."},
-            "user": {"type": "string", "minLength": 1, "maxLength": MAX_USER_CHARS},
+            | {
+                "type": ["string", "null"],
+                "description": "Leave out on a first message; the relay creates one.",
+            },
+            "user": _VISIBLE | {"type": ["string", "null"], "maxLength": MAX_USER_CHARS},
             "inputs": {
-                "type": "object",
-                "description": "App inputs named in ALLOWED_INPUTS.",
+                "type": ["object", "null"],
+                "description": "App inputs named in ALLOWED_INPUTS; a deployment's own document lists them.",
                 "additionalProperties": {
                     "anyOf": [
-                        {"type": "string", "maxLength": MAX_INPUT_CHARS},
+                        _TEXT | {"maxLength": MAX_INPUT_CHARS},
                         {"type": ["number", "boolean"]},
                     ]
                 },
@@ -118,7 +144,7 @@ SCHEMAS = {
             "sessionId": _SESSION_ID,
             "messageId": _MESSAGE_ID,
             "rating": {"enum": ["like", "dislike", None], "description": "null withdraws a rating."},
-            "content": {"type": "string", "maxLength": MAX_FEEDBACK_CHARS},
+            "content": _TEXT | {"maxLength": MAX_FEEDBACK_CHARS},
         },
         ("sessionId", "messageId", "rating"),
     ),
@@ -170,8 +196,26 @@ def _json(name: str, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
 
 
-def _operation(summary: str, ok: dict, *, body: str | None = None, parameters: list | None = None) -> dict:
-    operation = {"summary": summary, "responses": ok | _ERRORS}
+# What a widget does next with an answer: the same session's history, feedback, follow-ups and erasure.
+_SESSION = "$response.body#/sessionId"
+_ANSWER_LINKS = {
+    "History": {"operationId": "history", "parameters": {"sessionId": _SESSION}},
+    "Suggested": {
+        "operationId": "suggested",
+        "parameters": {"sessionId": _SESSION, "messageId": "$response.body#/messageId"},
+    },
+    "Feedback": {
+        "operationId": "feedback",
+        "requestBody": {"sessionId": _SESSION, "messageId": "$response.body#/messageId", "rating": "like"},
+    },
+    "Erase": {"operationId": "erase", "requestBody": {"sessionId": _SESSION}},
+}
+
+
+def _operation(
+    operation_id: str, summary: str, ok: dict, *, body: str | None = None, parameters: list | None = None
+) -> dict:
+    operation = {"operationId": operation_id, "summary": summary, "responses": ok | _ERRORS}
     if body:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
     if parameters:
@@ -184,7 +228,11 @@ def _query(name: str, schema: dict, required: bool = True) -> dict:
 
 
 @cache
-def document() -> dict:
+def document(allowed_inputs: frozenset[str] = frozenset()) -> dict:
+    """The document of a deployment whose widgets may set `allowed_inputs` (ALLOWED_INPUTS)."""
+    schemas = copy.deepcopy(SCHEMAS)
+    inputs = schemas["ChatRequest"]["properties"]["inputs"]
+    inputs |= {"propertyNames": {"enum": sorted(allowed_inputs)}} if allowed_inputs else {"maxProperties": 0}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -195,8 +243,9 @@ def document() -> dict:
         "paths": {
             "/v1/chat": {
                 "post": _operation(
+                    "chat",
                     "Send a visitor's message and get the answer",
-                    {"200": _json("ChatAnswer", "The answer")},
+                    {"200": _json("ChatAnswer", "The answer") | {"links": _ANSWER_LINKS}},
                     body="ChatRequest",
                     parameters=[
                         {
@@ -209,15 +258,21 @@ def document() -> dict:
                 )
             },
             "/v1/config": {
-                "get": _operation("What to show before the first message", {"200": _json("Config", "")})
+                "get": _operation(
+                    "config", "What to show before the first message", {"200": _json("Config", "")}
+                )
             },
             "/v1/feedback": {
                 "post": _operation(
-                    "Rate an answer", {"200": _json("FeedbackResult", "Recorded")}, body="FeedbackRequest"
+                    "feedback",
+                    "Rate an answer",
+                    {"200": _json("FeedbackResult", "Recorded")},
+                    body="FeedbackRequest",
                 )
             },
             "/v1/suggested": {
                 "get": _operation(
+                    "suggested",
                     "Follow-up questions for an answer",
                     {"200": _json("Suggestions", "Empty when the app has the feature off")},
                     parameters=[_query("sessionId", _SESSION_ID), _query("messageId", _MESSAGE_ID)],
@@ -225,6 +280,7 @@ def document() -> dict:
             },
             "/v1/history": {
                 "get": _operation(
+                    "history",
                     "The session's latest turns, oldest first, a page at a time",
                     {"200": _json("History", "Empty for an unknown session")},
                     parameters=[
@@ -238,16 +294,21 @@ def document() -> dict:
             },
             "/v1/session": {
                 "delete": _operation(
+                    "erase",
                     "Erase the session and its Dify conversation",
                     {"204": {"description": "Erased (also when there was nothing to erase)"}},
                     body="EraseRequest",
                 )
             },
             "/v1/openapi.json": {
-                "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI 3.1"}},
+                }
             },
         },
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": schemas},
     }
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .limits import Budgets
+from .widget import DEFAULT_MAX_MESSAGE_CHARS
 
 APP_MODES = ("auto", "chat", "chatflow", "agent", "completion", "workflow")
 UPSTREAM_MODES = ("auto", "blocking", "streaming")
@@ -95,7 +96,7 @@ class Settings:
             allowed_origins=tuple(origin.rstrip("/") for origin in names("ALLOWED_ORIGINS")),
             sessions_table=text("SESSIONS_TABLE"),
             session_ttl_seconds=number("SESSION_TTL_SECONDS", 7 * 24 * 3600, 300),
-            max_message_chars=number("MAX_MESSAGE_CHARS", 4000, 1),
+            max_message_chars=number("MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS, 1),
             max_body_bytes=number("MAX_BODY_BYTES", 32_768, 256),
             require_origin=choice("REQUIRE_ORIGIN", ("false", "true")) == "true",
             rate_budgets=Budgets(

@@ -11,11 +11,12 @@ from .errors import ErrorKind, RelayError
 
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{8,128}")
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+DEFAULT_MAX_MESSAGE_CHARS = 4000
 MAX_FEEDBACK_CHARS = 1000
 MAX_HISTORY = 100
 MAX_USER_CHARS = 255  # Dify stores `user` in a 255-character column
 MAX_INPUT_CHARS = 2000
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ def _invalid(message: str) -> RelayError:
     return RelayError(ErrorKind.INVALID_REQUEST, message)
 
 
-def json_body(body: str | None, max_body_bytes: int) -> dict:
+def json_body(body: str | None, max_body_bytes: int, fields: tuple[str, ...]) -> dict:
+    """The request's JSON object, holding no field but `fields`."""
     if body and len(body.encode("utf-8", "surrogatepass")) > max_body_bytes:
         raise RelayError(
             ErrorKind.REQUEST_TOO_LARGE, f"The request body is larger than {max_body_bytes} bytes."
@@ -50,6 +52,9 @@ def json_body(body: str | None, max_body_bytes: int) -> dict:
         raise _invalid("The request body must be a JSON object.") from None
     if not isinstance(data, dict):
         raise _invalid("The request body must be a JSON object.")
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise _invalid(f"'{unknown[0][:64]}' is not a field of this request; it takes {', '.join(fields)}.")
     return data
 
 
@@ -74,7 +79,7 @@ def parse_chat_request(
     allowed_inputs: frozenset[str] = frozenset(),
     max_body_bytes: int = 32_768,
 ) -> ChatRequest:
-    data = json_body(body, max_body_bytes)
+    data = json_body(body, max_body_bytes, ("message", "sessionId", "user", "inputs"))
 
     message = data.get("message")
     if not isinstance(message, str) or not message.strip():
@@ -83,14 +88,14 @@ def parse_chat_request(
         raise RelayError(
             ErrorKind.MESSAGE_TOO_LONG, f"'message' is longer than {max_message_chars} characters."
         )
-    if _CONTROL.search(message):
+    if CONTROL.search(message):
         raise _invalid("'message' must not contain NUL or other control characters.")
 
     session_id = session_id_of(data.get("sessionId"), required=False)
 
     user = data.get("user")
     if user is not None and not (
-        isinstance(user, str) and user.strip() and len(user) <= MAX_USER_CHARS and not _CONTROL.search(user)
+        isinstance(user, str) and user.strip() and len(user) <= MAX_USER_CHARS and not CONTROL.search(user)
     ):
         raise _invalid(f"'user' must be a non-blank string of at most {MAX_USER_CHARS} printable characters.")
 
@@ -109,7 +114,7 @@ def _inputs(inputs, allowed: frozenset[str]) -> dict:
         if name not in allowed:
             raise _invalid(f"'inputs.{name[:64]}' is not an input this assistant accepts.")
         if isinstance(value, str):
-            ok = len(value) <= MAX_INPUT_CHARS and not _CONTROL.search(value)
+            ok = len(value) <= MAX_INPUT_CHARS and not CONTROL.search(value)
         else:
             ok = isinstance(value, bool) or (isinstance(value, int | float) and math.isfinite(value))
         if not ok:
@@ -128,12 +133,12 @@ class FeedbackRequest:
 
 
 def parse_feedback(body: str | None, *, max_body_bytes: int) -> FeedbackRequest:
-    data = json_body(body, max_body_bytes)
+    data = json_body(body, max_body_bytes, ("sessionId", "messageId", "rating", "content"))
     if "rating" not in data or data["rating"] not in ("like", "dislike", None):
         raise _invalid('\'rating\' must be "like", "dislike" or null (to withdraw a rating).')
     content = data.get("content")
     if content is not None and not (
-        isinstance(content, str) and len(content) <= MAX_FEEDBACK_CHARS and not _CONTROL.search(content)
+        isinstance(content, str) and len(content) <= MAX_FEEDBACK_CHARS and not CONTROL.search(content)
     ):
         raise _invalid(f"'content' must be a string of at most {MAX_FEEDBACK_CHARS} characters.")
     return FeedbackRequest(
