@@ -23,6 +23,9 @@ UV := $(UV_VENV)/bin/uv
 export UV
 export UV_PYTHON_DOWNLOADS := never
 UV_INSTALL = $(UV) pip install --quiet --require-hashes
+# The interpreter $(PYTHON) names, as a path: uv would read a bare `python3` as "any Python 3" and may
+# prefer one of its own.
+PYTHON_EXE = $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
 .PHONY: local test lint pytest chromium template audit workflows build build-check lock clean bench \
 	python-check setup-check fuzz
@@ -43,7 +46,7 @@ $(UV): requirements/bootstrap.txt | python-check
 # $(call venv,DIR,LOCK): DIR made anew with $(PYTHON) and LOCK installed, every wheel checked by hash.
 define venv
 	rm -rf $(1)
-	$(UV) venv --quiet --python $(PYTHON) $(1)
+	$(UV) venv --quiet --python $(PYTHON_EXE) $(1)
 	$(UV_INSTALL) --python $(1)/bin/python -r $(2)
 	touch $(1)/.ready
 endef
@@ -62,7 +65,7 @@ SETUP_CHECK_DIR := .setup-check
 setup-check:
 	rm -rf $(SETUP_CHECK_DIR)
 	PIP_NO_CACHE_DIR=1 UV_NO_CACHE=1 $(MAKE) --no-print-directory UV_VENV=$(SETUP_CHECK_DIR)/uv \
-		VENV=$(SETUP_CHECK_DIR)/dev AUDIT_VENV=$(SETUP_CHECK_DIR)/audit \
+		UV=$(SETUP_CHECK_DIR)/uv/bin/uv VENV=$(SETUP_CHECK_DIR)/dev AUDIT_VENV=$(SETUP_CHECK_DIR)/audit \
 		$(SETUP_CHECK_DIR)/dev/.ready $(SETUP_CHECK_DIR)/audit/.ready
 	UV_NO_CACHE=1 $(SETUP_CHECK_DIR)/uv/bin/uv pip install --quiet --require-hashes --only-binary :all: \
 		--python-platform aarch64-manylinux2014 --python-version 3.13 --target $(SETUP_CHECK_DIR)/layer \

@@ -35,6 +35,7 @@ ROOT = Path(harness.ROOT)
 RELAY = Path(harness.RELAY)
 LAYER_REQUIREMENTS = ROOT / "layers" / "deps" / "requirements.txt"
 DEV_REQUIREMENTS = ROOT / "requirements" / "dev.txt"
+BOOTSTRAP_REQUIREMENTS = ROOT / "requirements" / "bootstrap.txt"
 # What the python3.13 runtime brings: boto3 and everything it needs, nothing else.
 RUNTIME_SDK = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 LAMBDA_PYTHON = (3, 13)
@@ -156,6 +157,7 @@ def build(python: str, workdir: Path, log=print) -> Layout:
         version,
         LAYER_REQUIREMENTS.read_text(),
         locked_blocks(DEV_REQUIREMENTS, RUNTIME_SDK),
+        BOOTSTRAP_REQUIREMENTS.read_text(),  # the installer: what it compiles, and how, is part of the layout
     ):
         digest.update(part.encode())
     root = Path(tempfile.gettempdir()) / "dify-relay-bench" / digest.hexdigest()[:16]
@@ -165,7 +167,7 @@ def build(python: str, workdir: Path, log=print) -> Layout:
         root.mkdir(parents=True)
         runtime_requirements = root / "runtime-requirements.txt"
         runtime_requirements.write_text(locked_blocks(DEV_REQUIREMENTS, RUNTIME_SDK))
-        install_locked(python, root / "runtime", runtime_requirements)
+        install_locked(python, root / "runtime", runtime_requirements, "--compile-bytecode")
         install_locked(python, root / "opt" / "python", LAYER_REQUIREMENTS)
         shutil.copytree(root / "opt", root / "opt-pyc")
         _compile(python, root / "opt-pyc")

@@ -638,23 +638,29 @@ class DifySimulator:
         )
         with self._lock:
             self.requests.append(record)
+            generation = self._generation
         fault = self._take_fault(record.method, record.path, record.body)
         status = 0
         try:
-            status = self._respond(h, record, raw, fault)
+            status = self._respond(h, record, raw, fault, generation)
         except (BrokenPipeError, ConnectionResetError):
             h.close_connection = True
         if self.verbose:
             note = f" [fault: {fault.kind}]" if fault else ""
             print(f"dify-simulator: {record.method} {h.path} -> {status or 'dropped'}{note}", file=sys.stderr)
 
-    def _respond(self, h: "_RequestHandler", record: Recorded, raw: bytes, fault: Fault | None) -> int:
+    def _respond(
+        self, h: "_RequestHandler", record: Recorded, raw: bytes, fault: Fault | None, generation: int
+    ) -> int:
         kind = fault.kind if fault else None
         if kind == "close":
             _abort(h, reset=True)
             return 0
         if kind == "slow_headers":
             time.sleep(fault.delay)
+            if self._generation != generation:  # reset while it waited: it must not touch the new state
+                _abort(h, reset=False)
+                return 0
         if kind == "error":
             return _send(h, _Json(fault.status, fault.envelope(), dict(fault.headers)))
         if kind == "html":

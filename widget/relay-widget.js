@@ -223,7 +223,11 @@
     return call("GET", path).then(function (page) {
       var oldest = page.turns.length && page.turns[0].messageId;
       if (!page.hasMore || !oldest || pages >= HISTORY_PAGES) return page.turns;
-      return restore(session, oldest, pages + 1).then(function (older) { return older.concat(page.turns); });
+      // An older page that fails to arrive costs only the turns before it.
+      return restore(session, oldest, pages + 1).then(
+        function (older) { return older.concat(page.turns); },
+        function () { return page.turns; }
+      );
     });
   }
 

@@ -58,6 +58,20 @@ def test_chatflow_with_a_required_input_gets_it_on_every_turn(app_relay, simulat
     assert [call.body["inputs"] for call in generation_calls(simulator)] == [{"topic": "billing"}] * 2
 
 
+@pytest.mark.parametrize("release", ["current", "legacy"])  # checked on every turn, or kept from the first
+def test_a_chat_app_with_a_required_input_gets_it_on_every_turn(app_relay, simulator, release):
+    relay = app_relay(
+        App(mode="chat", required_inputs=("topic",), release=release),
+        DIFY_APP_MODE="chat",
+        DIFY_INPUTS='{"topic": "billing"}',
+    )
+    first = relay.chat({"message": "Hi"}).json
+    second = relay.chat({"message": "Next", "sessionId": first["sessionId"]})
+    assert second.status == 200
+    assert second.json["answer"] == "Turn 2: you said 'Next' [inputs: topic=billing]"
+    assert [call.body["inputs"] for call in generation_calls(simulator)] == [{"topic": "billing"}] * 2
+
+
 def test_a_required_input_left_unset_is_a_configuration_error(app_relay):
     reply = app_relay(App(mode="advanced-chat", required_inputs=("topic",)), DIFY_APP_MODE="chatflow").chat(
         {"message": "Hi"}

@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -233,6 +234,27 @@ def test_a_reset_simulator_serves_only_its_new_apps_and_remembers_nothing(sim):
     assert_error(send(sim, key="chat"), 401, "unauthorized")
     assert_error(send(sim, key="other", conversation_id=conversation_id), 404, "not_found")
     assert send(sim, key="other").status == 200
+
+
+def test_a_request_waiting_through_a_reset_is_dropped_not_answered(sim):
+    sim.inject(Fault("slow_headers", delay=0.5))
+    outcome = {}
+
+    def late():
+        try:
+            outcome["reply"] = send(sim)
+        except ProtocolError as error:
+            outcome["reply"] = error
+
+    thread = threading.Thread(target=late)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not sim.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sim.reset(make_apps())
+    thread.join(timeout=5)
+    assert isinstance(outcome["reply"], ProtocolError)
+    assert sim.requests == []
 
 
 def test_a_reset_cuts_a_stream_still_being_written(sim):

@@ -124,6 +124,40 @@ def test_message_replace_replaces_the_text_so_far():
     assert ask(dify, mode="chat").text == "[moderated]"
 
 
+def finished(status):
+    return event("workflow_finished", data={"status": status, "outputs": {}})
+
+
+@pytest.mark.parametrize(
+    "closing",
+    [
+        [finished("succeeded"), event("message_replace", answer="[moderated]"), END],  # Dify's order
+        [event("message_replace", answer="[moderated]"), END, finished("succeeded")],
+    ],
+    ids=["workflow_finished first", "message_end first"],
+)
+def test_a_chatflow_answer_is_whole_in_either_order_of_its_closing_events(closing):
+    dify, _ = client(stream_reply(event("message", answer="bad "), *closing))
+    answer = ask(dify, mode="advanced-chat")
+    assert (answer.text, answer.usage["totalTokens"]) == ("[moderated]", 7)
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [event("message", answer="bad "), finished("succeeded")],  # cut before moderation and message_end
+        [event("message", answer="half"), finished("stopped"), END],
+        [event("message", answer="half"), finished("failed"), {"event": "error", "status": 400}],
+    ],
+    ids=["cut after workflow_finished", "stopped", "failed"],
+)
+def test_a_chatflow_stream_without_its_whole_answer_is_an_error(events):
+    dify, _ = client(stream_reply(*events))
+    with pytest.raises(RelayError) as caught:
+        ask(dify, mode="advanced-chat")
+    assert caught.value.kind is ErrorKind.UPSTREAM_ERROR
+
+
 def test_agent_apps_are_streamed_even_when_blocking_is_asked():
     dify, http = client(stream_reply(event("agent_message", answer="ok"), END))
     assert ask(dify, streaming=False).text == "ok"

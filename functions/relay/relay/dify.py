@@ -534,12 +534,14 @@ class _Assembly:
         elif kind == "message_end":
             self._ended = True
             self._metadata = event.get("metadata") if isinstance(event.get("metadata"), dict) else {}
-        elif kind == "workflow_finished" and (self._route is Route.WORKFLOW or not self._ended):
+        elif kind == "workflow_finished":
             run = event.get("data") if isinstance(event.get("data"), dict) else {}
-            self._ended = True
             if self._route is Route.WORKFLOW:
+                self._ended = True
                 self._answer = _workflow_answer(run, self._mode, self._ids["task_id"], self._pick_output)
-            elif run.get("status") != "succeeded":
+            # A chatflow's answer ends with message_end, which Dify sends after the workflow's end (older
+            # streams before it); a run that did not succeed is an error while its answer is still open.
+            elif not self._ended and run.get("status") != "succeeded":
                 raise _failed_run(run)
 
     @property

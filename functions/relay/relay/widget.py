@@ -66,9 +66,9 @@ def session_id_of(value, *, required: bool = True) -> str | None:
     return value
 
 
-def message_id_of(value) -> str:
+def message_id_of(value, field: str = "messageId") -> str:
     if not (isinstance(value, str) and UUID.fullmatch(value)):
-        raise _invalid("'messageId' must be a message id the relay returned.")
+        raise _invalid(f"'{field}' must be a message id the relay returned.")
     return value
 
 
@@ -150,11 +150,7 @@ def parse_feedback(body: str | None, *, max_body_bytes: int) -> FeedbackRequest:
 
 
 def history_before_of(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not UUID.fullmatch(value):
-        raise _invalid("'before' must be the messageId of a turn the relay returned.")
-    return value
+    return None if value is None else message_id_of(value, "before")
 
 
 def history_limit_of(value: str | None) -> int:
