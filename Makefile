@@ -28,7 +28,7 @@ UV_INSTALL = $(UV) pip install --quiet --require-hashes
 PYTHON_EXE = $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
 .PHONY: local test lint pytest chromium template audit workflows build build-check lock clean bench \
-	python-check setup-check fuzz
+	python-check setup-check fuzz abuse
 
 python-check:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
@@ -187,6 +187,12 @@ lock: $(UV)
 	$(call locked,3.13,requirements/layer.in,layers/deps/requirements.txt,$(LAYER_HEADER))
 	$(call locked,3.11,requirements/dev.in,requirements/dev.txt,$(DEV_HEADER))
 	$(call locked,3.11,requirements/audit.in,requirements/audit.txt,$(AUDIT_HEADER))
+
+# The abuse scripts against `make local` (bench/abuse.py) and the 5,000-turn load test (bench/load.py),
+# with the figures docs/security.md records.
+abuse: $(READY)
+	$(BIN)/python bench/abuse.py
+	$(BIN)/python bench/load.py
 
 # A longer Schemathesis run than make test's (tests/fuzz), with a new seed each time unless FUZZ_SEED is set.
 FUZZ_EXAMPLES ?= 1000

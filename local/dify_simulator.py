@@ -22,6 +22,7 @@ import threading
 import time
 import traceback
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -81,6 +82,9 @@ class App:
     # deleting a conversation answers 200 {"result": "success"} instead of 204, and a continued chat or
     # agent-chat turn keeps the conversation's first inputs, unchecked.
     release: str = "current"
+    # How long an answer takes, from lo to hi milliseconds: a function of the query (see latency_s), so a
+    # load test knows each turn's share without asking.
+    latency_ms: tuple[float, float] = (0.0, 0.0)
     id: str = field(default_factory=lambda: str(uuid.uuid4()), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -101,6 +105,10 @@ class App:
             self.suggested_questions = ("What can you do?",) if welcomes else ()
         if self.suggested_after_answer is None:
             self.suggested_after_answer = follows_up
+
+    def latency_s(self, query: str) -> float:
+        low, high = self.latency_ms
+        return (low + (high - low) * (zlib.crc32(query.encode()) % 1000) / 999) / 1000
 
     @property
     def variables(self) -> dict[str, bool]:
@@ -793,6 +801,7 @@ class DifySimulator:
         return turn
 
     def _reply(self, turn: _Turn, streaming: bool) -> "_Json | _Stream":
+        time.sleep(turn.app.latency_s(turn.message.query))  # the lock is not held here
         return _stream_for(turn) if streaming else _Json(200, turn.blocking_body())
 
     def _owned_conversation(self, conversation_id: str, call: _Call, user: str) -> _Conversation:
@@ -1130,11 +1139,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--required-input", action="append", default=[], metavar="NAME")
     parser.add_argument("--optional-input", action="append", default=[], metavar="NAME")
     parser.add_argument("--verbose", action="store_true", help="print one line per request")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        nargs=2,
+        default=(0.0, 0.0),
+        metavar=("LO", "HI"),
+        help="answer time range",
+    )
     args = parser.parse_args(argv)
     app = App(
         mode=args.mode,
         required_inputs=tuple(args.required_input),
         optional_inputs=tuple(args.optional_input),
+        latency_ms=tuple(args.latency_ms),
     )
     with DifySimulator({args.key: app}, host=args.host, port=args.port, verbose=args.verbose) as sim:
         print(f"Dify simulator: {app.name} at {sim.url} (API key {args.key}); Ctrl-C to stop", flush=True)

@@ -6,6 +6,7 @@ With no DIFY_API_KEY, an embedded Dify simulator answers, so a first turn works 
 from __future__ import annotations
 
 import html
+import json
 import os
 import secrets
 import sys
@@ -52,11 +53,16 @@ def make_handler(lambda_handler):
 
     class RequestHandler(BaseHTTPRequestHandler):
         server_version = "dify-relay-local"
+        # A client that stops sending mid-request is dropped after this many seconds (API Gateway buffers
+        # a request whole before Lambda sees it; here a slow body would hold a thread).
+        timeout = float(os.environ.get("LOCAL_READ_TIMEOUT") or 10)
 
         def _relay(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY_BYTES:
-                self.send_error(413)
+                self._refuse(
+                    413, "request_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes."
+                )
                 return
             body = self.rfile.read(length).decode("utf-8", "replace") if length else None
             path, _, query = self.path.partition("?")
@@ -81,6 +87,16 @@ def make_handler(lambda_handler):
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
+
+        def _refuse(self, status: int, code: str, message: str) -> None:
+            payload = json.dumps({"error": {"code": code, "message": message, "retryable": False}}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(payload)
+            self.close_connection = True
 
         def __getattr__(self, name: str):
             # Every method, however named, reaches the handler, which answers those a route does not take

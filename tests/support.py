@@ -119,3 +119,28 @@ def local_server(
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextmanager
+def atomic_dynamodb() -> Iterator[None]:
+    """DynamoDB executes each request atomically; moto does not. Model that, and nothing more, with a lock
+    around moto's item operations: a read-then-write counter still races, a conditional update does not."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    originals = {name: getattr(DynamoDBBackend, name) for name in ("get_item", "put_item", "update_item")}
+
+    def atomic(original):
+        def call(self, *args, **kwargs):
+            with lock:
+                return original(self, *args, **kwargs)
+
+        return call
+
+    for name, original in originals.items():
+        setattr(DynamoDBBackend, name, atomic(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(DynamoDBBackend, name, original)

@@ -101,6 +101,16 @@ def openapi():
     return openapi_document(settings.allowed_inputs)
 
 
+@app.route("/v1/<name>", method="OPTIONS")
+def preflight(name: str):
+    # A preflight grants the methods of its own route (Powertools' would list every method of the API).
+    methods = openapi_document(settings.allowed_inputs)["paths"].get(app.current_event.path)
+    if not methods:
+        raise RelayError(ErrorKind.NOT_FOUND, "No such route.")
+    allowed = ", ".join(sorted({"OPTIONS", *(method.upper() for method in methods)}))
+    return Response(status_code=204, body="", headers={"Access-Control-Allow-Methods": allowed})
+
+
 def invocation_deadline() -> Deadline:
     return Deadline.for_invocation(
         app.lambda_context,

@@ -8,7 +8,6 @@ import importlib
 import io
 import json
 import logging
-import threading
 from dataclasses import dataclass, field
 
 import boto3
@@ -18,7 +17,7 @@ from moto import mock_aws
 from local.apigw import LambdaContext, load_event, rest_event
 from local.dify_simulator import App
 from tests.conftest import CANARY, DIFY_KEY
-from tests.support import Reply, create_sessions_table, reply_from
+from tests.support import Reply, atomic_dynamodb, create_sessions_table, reply_from
 
 ORIGIN = "http://localhost:8080"
 TABLE = "relay-sessions"
@@ -153,17 +152,6 @@ def find_leaks(texts: list[str]) -> list[str]:
 
 
 @pytest.fixture
-def atomic_requests(monkeypatch):
-    """DynamoDB executes each request atomically; moto does not. Model that, and nothing more, with a lock
-    around moto's item operations: a read-then-write counter still races, a conditional update does not."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("get_item", "put_item", "update_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def atomic(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, atomic)
+def atomic_requests():
+    with atomic_dynamodb():
+        yield

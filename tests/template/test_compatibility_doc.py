@@ -1,5 +1,6 @@
 """docs/dify-compatibility.md names, for every Dify call the relay makes, Dify's source and the tests
-that hold the relay to it: each named test exists, and each call the Dify client makes has a row."""
+that hold the relay to it; docs/security.md names the test behind each claim. Each named test exists, and
+each call the Dify client makes has a row."""
 
 import ast
 import re
@@ -10,37 +11,36 @@ from tests.support import ROOT
 
 DOC = (ROOT / "docs" / "dify-compatibility.md").read_text()
 # `integration/test_chat.py::test_x`, `sim::test_y`, and `::test_z` continuing the file named just before.
-REFERENCE = re.compile(r"`(?:(sim|[\w/]+\.py))?::(test_\w+)(?:\[[^\]]*\])?`")
+REFERENCE = re.compile(r"`(?:(sim|[\w/]+\.py))?::(\w+)(?:\[[^\]]*\])?`")
 
 
-def named_tests() -> list[tuple[str, str]]:
+def named_tests(doc: str) -> list[tuple[str, str]]:
     named, current = [], None
-    for match in REFERENCE.finditer(DOC):
+    for match in REFERENCE.finditer((ROOT / "docs" / doc).read_text()):
         where, test = match.groups()
         if where:
-            current = "simulator/test_dify_simulator.py" if where == "sim" else where
+            current = "simulator/test_dify_simulator.py" if where == "sim" else where.removeprefix("tests/")
         assert current, f"{test} is named before any test file"
-        named.append((current, test))
+        named.append((doc, current, test))
     return named
 
 
-def defined_tests(path: str) -> set[str]:
+def defined_functions(path: str) -> set[str]:
     tree = ast.parse((ROOT / "tests" / path).read_text())
     return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
 
 
-NAMED = named_tests()
+NAMED = named_tests("dify-compatibility.md") + named_tests("security.md")
 
 
-def test_the_table_names_tests():
-    assert len(NAMED) > 60
+def test_the_documents_name_tests():
+    assert sum(doc == "dify-compatibility.md" for doc, _, _ in NAMED) > 60
+    assert sum(doc == "security.md" for doc, _, _ in NAMED) > 25
 
 
-@pytest.mark.parametrize(("path", "test"), NAMED, ids=[f"{p}::{t}" for p, t in NAMED])
-def test_every_named_test_exists(path, test):
-    assert test in defined_tests(path), (
-        f"docs/dify-compatibility.md names {path}::{test}, which does not exist"
-    )
+@pytest.mark.parametrize(("doc", "path", "test"), NAMED, ids=[f"{d}:{p}::{t}" for d, p, t in NAMED])
+def test_every_named_test_exists(doc, path, test):
+    assert test in defined_functions(path), f"docs/{doc} names {path}::{test}, which does not exist"
 
 
 def dify_paths() -> set[str]:
