@@ -191,6 +191,11 @@ def test_a_method_a_route_does_not_take_is_a_json_405_naming_the_ones_it_does(re
     assert (reply.status, reply.error_code, reply.headers["allow"]) == (405, "method_not_allowed", allowed)
 
 
+def test_a_preflight_for_a_route_that_does_not_exist_is_a_json_404(relay):
+    reply = relay.request("OPTIONS", "/v1/nothing")
+    assert (reply.status, reply.error_code) == (404, "not_found")
+
+
 def test_preflight_from_an_allowed_origin_is_granted(relay):
     reply = relay.invoke(load_event("chat_preflight.json"))
     assert reply.status == 204

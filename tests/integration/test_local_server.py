@@ -55,3 +55,10 @@ def test_make_local_answers_and_continues(local_relay, env, continues):
     assert second["answer"].startswith("Turn 2:" if continues else "Turn 1:")
     if "DIFY_INPUTS" in env:
         assert second["answer"].endswith("[inputs: topic=tea]")
+
+
+def test_a_body_over_the_local_servers_limit_is_refused_with_the_envelope(local_relay):
+    url = local_relay()
+    status, body = post(url, {"message": "x" * 1_100_000})
+    assert (status, body["error"]["code"], body["error"]["retryable"]) == (413, "request_too_large", False)
+    assert post(url, {"message": "Hello"})[0] == 200
