@@ -104,11 +104,17 @@ def openapi():
 @app.route("/v1/<name>", method="OPTIONS")
 def preflight(name: str):
     # A preflight grants the methods of its own route (Powertools' would list every method of the API).
-    methods = openapi_document(settings.allowed_inputs)["paths"].get(app.current_event.path)
+    methods = route_methods()
     if not methods:
         raise RelayError(ErrorKind.NOT_FOUND, "No such route.")
-    allowed = ", ".join(sorted({"OPTIONS", *(method.upper() for method in methods)}))
+    allowed = ", ".join(sorted({"OPTIONS", *methods}))
     return Response(status_code=204, body="", headers={"Access-Control-Allow-Methods": allowed})
+
+
+def route_methods() -> list[str]:
+    """The methods the current request's path takes, as the OpenAPI document lists them; none: no route."""
+    methods = openapi_document(settings.allowed_inputs)["paths"].get(app.current_event.path, {})
+    return sorted(method.upper() for method in methods)
 
 
 def invocation_deadline() -> Deadline:
@@ -136,10 +142,10 @@ def relay_error(error: RelayError) -> Response:
 
 @app.not_found
 def not_found(_: NotFoundError) -> Response:
-    methods = openapi_document(settings.allowed_inputs)["paths"].get(app.current_event.path)
+    methods = route_methods()
     if not methods:
         return error_response(RelayError(ErrorKind.NOT_FOUND, "No such route."))
-    allowed = ", ".join(sorted(method.upper() for method in methods))
+    allowed = ", ".join(methods)
     response = error_response(RelayError(ErrorKind.METHOD_NOT_ALLOWED, f"This route answers {allowed}."))
     response.headers["Allow"] = allowed
     return response

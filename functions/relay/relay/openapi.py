@@ -42,9 +42,8 @@ def _ref(name: str) -> dict:
 _SESSION_ID = {"type": "string", "pattern": f"^{SESSION_ID.pattern}$"}
 # Text the relay takes: no NUL or other control characters (tab and line ends allowed), and for `_VISIBLE`
 # at least one character that is not white space.
-_PRINTABLE = (
-    "[^" + CONTROL.pattern.replace("\\x", "\\u00")[1:]
-)  # the relay's own set, as JSON Schema writes it
+# The relay's own set (CONTROL), as JSON Schema writes it.
+_PRINTABLE = "[^" + CONTROL.pattern.replace("\\x", "\\u00")[1:]
 _TEXT = {"type": "string", "pattern": f"^{_PRINTABLE}*$"}
 _VISIBLE = {"type": "string", "pattern": f"^{_PRINTABLE}*[^\\s\\u0000-\\u001f\\u007f]{_PRINTABLE}*$"}
 _MESSAGE_ID = {"type": "string", "pattern": f"^{UUID.pattern}$"}
