@@ -672,13 +672,16 @@ class DifySimulator:
         if kind == "error":
             return _send(h, _Json(fault.status, fault.envelope(), dict(fault.headers)))
         if kind == "html":
-            return _send_html(h, fault.status, fault.headers)
+            return _send_html(
+                h, fault.status, _proxy_page(fault.status), {"Content-Type": "text/html", **fault.headers}
+            )
         path = record.path.removeprefix(API_PREFIX) if record.path.startswith(API_PREFIX + "/") else ""
         call = _Call(record.method, path, record.query, record.headers, raw, fault)
         try:
             response = self._dispatch(call)
         except _NoRoute:
-            return _send_page(h, 404, "Not Found", _URL_NOT_FOUND)
+            page = _werkzeug_page(404, "Not Found", _URL_NOT_FOUND)
+            return _send_html(h, 404, page, {"Content-Type": "text/html; charset=utf-8"})
         except DifyError as error:
             response = error.response()
         except Exception:
@@ -841,7 +844,7 @@ class DifySimulator:
         if not query:
             raise _invalid("query is required")
         if conversation and (mode == "advanced-chat" or call.app.release == "legacy"):
-            kept = conversation.inputs  # a chatflow keeps its first turn's inputs, unchecked
+            kept = conversation.inputs  # a chatflow (and an older chat app) keeps its first inputs, unchecked
         else:
             kept = _check_inputs(call.app, inputs)  # chat and agent apps check and use every turn's
         with self._lock:
@@ -1084,24 +1087,24 @@ class _NoRoute(Exception):
     """No route matches the URL: Werkzeug's own 404 page answers, not Dify's JSON envelope."""
 
 
-def _send_page(h: _RequestHandler, status: int, title: str, text: str) -> int:
+def _werkzeug_page(status: int, title: str, text: str) -> str:
     """An error page as Werkzeug renders it for an HTTPException no JSON handler caught."""
-    page = f"<!doctype html>\n<html lang=en>\n<title>{status} {title}</title>\n"
-    data = f"{page}<h1>{title}</h1>\n<p>{text}</p>\n".encode()
-    h.send_response(status)
-    h.send_header("Content-Type", "text/html; charset=utf-8")
-    h.send_header("Content-Length", str(len(data)))
-    h.end_headers()
-    h.wfile.write(data)
-    return status
+    return (
+        f"<!doctype html>\n<html lang=en>\n<title>{status} {title}</title>\n<h1>{title}</h1>\n<p>{text}</p>\n"
+    )
 
 
-def _send_html(h: _RequestHandler, status: int, headers: dict[str, str]) -> int:
+def _proxy_page(status: int) -> str:
+    """An error page as a reverse proxy in front of Dify (nginx) sends it."""
     title = f"{status} {HTTPStatus(status).phrase}"
     page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center>"
-    data = (page + "<hr><center>nginx</center></body></html>").encode()
+    return page + "<hr><center>nginx</center></body></html>"
+
+
+def _send_html(h: _RequestHandler, status: int, page: str, headers: dict[str, str]) -> int:
+    data = page.encode()
     h.send_response(status)
-    for name, value in {"Content-Type": "text/html", **headers}.items():
+    for name, value in headers.items():
         h.send_header(name, value)
     h.send_header("Content-Length", str(len(data)))
     h.end_headers()

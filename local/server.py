@@ -48,6 +48,8 @@ def start_simulator(env) -> tuple:
 
 
 def make_handler(lambda_handler):
+    from relay.errors import ErrorKind, RelayError  # importable once main() has put the relay on sys.path
+
     # The resolver keeps the current event on a module-level object: one call at a time, as in Lambda.
     lock = threading.Lock()
 
@@ -61,7 +63,10 @@ def make_handler(lambda_handler):
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY_BYTES:
                 self._refuse(
-                    413, "request_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes."
+                    RelayError(
+                        ErrorKind.REQUEST_TOO_LARGE,
+                        f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+                    )
                 )
                 return
             body = self.rfile.read(length).decode("utf-8", "replace") if length else None
@@ -88,9 +93,10 @@ def make_handler(lambda_handler):
             self.end_headers()
             self.wfile.write(payload)
 
-        def _refuse(self, status: int, code: str, message: str) -> None:
-            payload = json.dumps({"error": {"code": code, "message": message, "retryable": False}}).encode()
-            self.send_response(status)
+        def _refuse(self, error) -> None:
+            """The relay's own envelope for a request refused before the handler sees it."""
+            payload = json.dumps(error.body()).encode()
+            self.send_response(error.kind.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.send_header("Connection", "close")
