@@ -38,7 +38,7 @@ def rss_kib() -> int:
 
 def test_two_thousand_turns_with_random_faults(make_relay, simulator, monkeypatch, capfd, relay_log):
     tracemalloc.start()
-    monkeypatch.setattr("relay.dify.BACKOFF_BASE", 0.001)
+    monkeypatch.setattr("relay.dify.transport.BACKOFF_BASE", 0.001)
     relay = make_relay(
         SESSIONS_TABLE="",  # in-memory stores: the memory measured is the relay's own, not moto's
         RATE_LIMIT_SESSION_PER_MINUTE="0",
