@@ -21,10 +21,14 @@ from moto import mock_aws  # noqa: E402
 from local.apigw import LambdaContext  # noqa: E402
 
 calls: Counter[str] = Counter()
+counter_writes = 0  # writes to rate counter items (pk "rate#...")
 make_api_call = botocore.client.BaseClient._make_api_call
 
 
 def counted(self, operation_name, api_params):
+    global counter_writes
+    key = api_params.get("Key", api_params.get("Item", {})).get("pk", {}).get("S", "")
+    counter_writes += operation_name in ("PutItem", "UpdateItem") and key.startswith("rate#")
     calls[f"{self.meta.service_model.service_name}:{operation_name}"] += 1
     return make_api_call(self, operation_name, api_params)
 
@@ -55,9 +59,18 @@ with mock_aws():
     turns = []
 
     def turn(label: str, body: dict, headers: dict | None = None) -> dict:
+        global counter_writes
         calls.clear()
+        counter_writes = 0
         result = app.lambda_handler(harness.chat_event(body, headers=headers), LambdaContext())
-        turns.append({"turn": label, "status": result["statusCode"], "calls": dict(calls)})
+        turns.append(
+            {
+                "turn": label,
+                "status": result["statusCode"],
+                "calls": dict(calls),
+                "counter_writes": counter_writes,
+            }
+        )
         return json.loads(result["body"])
 
     first = turn("first turn (cold container: key fetched)", {"message": "Hello!"})

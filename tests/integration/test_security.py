@@ -84,7 +84,10 @@ def test_two_containers_never_both_spend_the_last_unit(aws, atomic_requests):
 
     def race(counters):
         start.wait()
-        spent.extend(counters.spend("rate#session#race#60#0", 25, expires_at=120) for _ in range(10))
+        spent.extend(
+            counters.spend("rate#session#race#0", {"day": 25, "m1": 40}, expires_at=120) is None
+            for _ in range(10)
+        )
 
     threads = [threading.Thread(target=race, args=(c,)) for c in containers]
     for thread in threads:
@@ -97,9 +100,28 @@ def test_two_containers_never_both_spend_the_last_unit(aws, atomic_requests):
 
 def test_counters_expire_through_the_table_ttl(aws):
     counters = DynamoDBCounters(TABLE, client=aws.dynamodb)
-    counters.spend("rate#ip#abc#60#600", 5, expires_at=720)
-    item = aws.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "rate#ip#abc#60#600"}})["Item"]
-    assert item["expiresAt"] == {"N": "720"} and item["hits"] == {"N": "1"}
+    counters.spend("rate#ip#abc#0", {"day": 5, "m10": 2}, expires_at=86_460)
+    item = aws.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "rate#ip#abc#0"}})["Item"]
+    assert item["expiresAt"] == {"N": "86460"}
+    assert (item["day"], item["m10"]) == ({"N": "1"}, {"N": "1"})
+
+
+def test_a_counter_item_keeps_only_its_recent_minutes(aws):
+    counters = DynamoDBCounters(TABLE, client=aws.dynamodb)
+    for minute in range(100, 130):
+        forget = tuple(f"m{minute - back}" for back in range(1, 11))
+        assert counters.spend("rate#session#s#0", {"day": 100, f"m{minute}": 5}, 86_460, forget) is None
+    item = aws.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "rate#session#s#0"}})["Item"]
+    assert sorted(name for name in item if name.startswith("m")) == ["m129"]
+    assert item["day"] == {"N": "30"}
+
+
+def test_a_refused_window_is_named_and_nothing_is_spent(aws):
+    counters = DynamoDBCounters(TABLE, client=aws.dynamodb)
+    assert counters.spend("rate#ip#x#0", {"day": 1, "m5": 9}, 86_460) is None
+    assert counters.spend("rate#ip#x#0", {"day": 1, "m5": 9}, 86_460) == "day"
+    item = aws.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "rate#ip#x#0"}})["Item"]
+    assert item["m5"] == {"N": "1"}
 
 
 def test_client_ips_are_not_stored_in_the_clear(relay, aws):

@@ -68,7 +68,33 @@ def test_in_memory_counters_forget_ended_windows():
     clock = [0.0]
     counters = InMemoryCounters(clock=lambda: clock[0])
     for i in range(InMemoryCounters.PRUNE_AT):
-        assert counters.spend(f"k{i}", 1, expires_at=100)
-    assert not counters.spend("k0", 1, expires_at=100)
+        assert counters.spend(f"k{i}", {"day": 1}, expires_at=100) is None
+    assert counters.spend("k0", {"day": 1}, expires_at=100) == "day"
     clock[0] = 200
-    assert counters.spend("k0", 1, expires_at=300)  # its old window was dropped, not kept forever
+    assert counters.spend("k0", {"day": 1}, expires_at=300) is None  # its old window was dropped
+
+
+class CountingCounters(InMemoryCounters):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def spend(self, *args, **kwargs):
+        self.writes += 1
+        return super().spend(*args, **kwargs)
+
+
+def test_a_turn_spends_both_windows_of_session_and_ip_in_two_counter_writes():
+    counters = CountingCounters()
+    limits = RateLimiter(
+        counters, Budgets(session_per_minute=5, session_per_day=9, ip_per_minute=5, ip_per_day=9)
+    )
+    limits.spend(session_id="s", client_ip="203.0.113.10", now=T0)
+    assert counters.writes == 2
+
+
+def test_a_spent_day_budget_waits_for_the_next_day_whatever_the_minute():
+    limits = limiter(session_per_minute=3, session_per_day=2)
+    assert spend_until_refused(limits, 5)[0] == 2
+    _, error = spend_until_refused(limits, 1, now=T0 + 120)
+    assert error.retry_after == 86_400 - (T0 + 120) % 86_400

@@ -1,7 +1,8 @@
 """Per-session and per-client-IP message budgets, per minute and per day, in fixed windows.
 
-Each window is one counter, spent atomically (a conditional increment), so two containers can never both spend
-the last unit of a budget.
+A principal (a session, a client IP) has one item per day holding its day counter and its current minute's
+counter, both spent in one conditional update: a turn writes once per principal, and two containers can never
+both spend the last unit of a budget.
 """
 
 from __future__ import annotations
@@ -21,11 +22,20 @@ from .errors import ErrorKind, RelayError
 logger = Logger(child=True)
 
 MINUTE, DAY = 60, 86_400
+DAY_COUNTER = "day"
+FORGET_MINUTES = 10
 
 
 class CounterStore(Protocol):
-    def spend(self, key: str, limit: int, expires_at: int) -> bool:
-        """Adds one to the counter unless it has reached `limit`; whether the unit was spent."""
+    def spend(
+        self, key: str, limits: dict[str, int], expires_at: int, forget: tuple[str, ...] = ()
+    ) -> str | None:
+        """Adds one to each counter of item `key` unless one has reached its limit, all or nothing; drops
+        the counters named in `forget`. None when spent, else the name of a counter at its limit."""
+
+
+def _full(counts: dict[str, int], limits: dict[str, int]) -> str | None:
+    return next((name for name, limit in limits.items() if counts.get(name, 0) >= limit), None)
 
 
 class InMemoryCounters:
@@ -34,42 +44,62 @@ class InMemoryCounters:
     PRUNE_AT = 4096
 
     def __init__(self, clock=time.time) -> None:
-        self._counts: dict[str, tuple[int, int]] = {}
+        self._items: dict[str, tuple[dict[str, int], int]] = {}
         self._lock = threading.Lock()
         self._clock = clock
 
-    def spend(self, key: str, limit: int, expires_at: int) -> bool:
+    def spend(
+        self, key: str, limits: dict[str, int], expires_at: int, forget: tuple[str, ...] = ()
+    ) -> str | None:
         with self._lock:
-            if len(self._counts) >= self.PRUNE_AT:
+            if len(self._items) >= self.PRUNE_AT:
                 now = self._clock()
-                self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
-            count, _ = self._counts.get(key, (0, expires_at))
-            if count >= limit:
-                return False
-            self._counts[key] = (count + 1, expires_at)
-            return True
+                self._items = {k: v for k, v in self._items.items() if v[1] > now}
+            counts, expires = self._items.get(key, ({}, expires_at))
+            full = _full(counts, limits)
+            if full is not None:
+                return full
+            counts = {name: n for name, n in counts.items() if name not in forget}
+            for name in limits:
+                counts[name] = counts.get(name, 0) + 1
+            self._items[key] = (counts, expires)
+            return None
 
 
 class DynamoDBCounters(DynamoDBTable):
-    """Counters as items of the sessions table; its TTL removes ended windows."""
+    """Counters as attributes of one item per principal and day in the sessions table, spent together in one
+    conditional update; the table's TTL removes the item after its day."""
 
-    def spend(self, key: str, limit: int, expires_at: int) -> bool:
+    def spend(
+        self, key: str, limits: dict[str, int], expires_at: int, forget: tuple[str, ...] = ()
+    ) -> str | None:
+        names, values = {}, {":one": {"N": "1"}, ":zero": {"N": "0"}, ":expires": {"N": str(expires_at)}}
+        sets, conditions = [], []
+        for i, (name, limit) in enumerate(limits.items()):
+            names[f"#c{i}"], values[f":l{i}"] = name, {"N": str(limit)}
+            sets.append(f"#c{i} = if_not_exists(#c{i}, :zero) + :one")
+            conditions.append(f"(attribute_not_exists(#c{i}) OR #c{i} < :l{i})")
+        update = "SET " + ", ".join([*sets, "expiresAt = if_not_exists(expiresAt, :expires)"])
+        stale = [name for name in forget if name not in limits]
+        if stale:
+            names |= {f"#f{i}": name for i, name in enumerate(stale)}
+            update += " REMOVE " + ", ".join(f"#f{i}" for i in range(len(stale)))
         with self.unavailable_as_store_error():
             try:
                 self.client.update_item(
                     TableName=self.table_name,
                     Key={"pk": {"S": key}},
-                    UpdateExpression="ADD hits :one SET expiresAt = if_not_exists(expiresAt, :expires)",
-                    ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
-                    ExpressionAttributeValues={
-                        ":one": {"N": "1"},
-                        ":limit": {"N": str(limit)},
-                        ":expires": {"N": str(expires_at)},
-                    },
+                    UpdateExpression=update,
+                    ConditionExpression=" AND ".join(conditions),
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
-            except self.client.exceptions.ConditionalCheckFailedException:
-                return False
-        return True
+            except self.client.exceptions.ConditionalCheckFailedException as refused:
+                item = refused.response.get("Item") or {}
+                counts = {name: int(item[name]["N"]) for name in limits if "N" in item.get(name, {})}
+                return _full(counts, limits) or next(iter(limits))
+        return None
 
 
 @dataclass(frozen=True)
@@ -88,23 +118,30 @@ class RateLimiter:
         self._budgets = budgets
 
     def spend(self, *, session_id: str, client_ip: str | None, now: float) -> None:
-        """Spends one message from each budget of the session and the IP, or refuses with 429."""
+        """Spends one message from each budget of the session and the IP, or refuses with 429: one counter
+        write per principal, both of its windows in it."""
         b = self._budgets
         # Client IPs are kept only as hashes: the counters need identity, not the address.
         ip = hashlib.sha256(client_ip.encode()).hexdigest()[:32] if client_ip else None
-        checks = [
-            ("session", session_id, MINUTE, b.session_per_minute),
-            ("session", session_id, DAY, b.session_per_day),
-            ("ip", ip, MINUTE, b.ip_per_minute),
-            ("ip", ip, DAY, b.ip_per_day),
-        ]
-        for scope, who, window, limit in checks:
-            if not limit or not who:
+        minute, day = int(now // MINUTE), int(now // DAY) * DAY
+        for scope, who, per_minute, per_day in (
+            ("session", session_id, b.session_per_minute, b.session_per_day),
+            ("ip", ip, b.ip_per_minute, b.ip_per_day),
+        ):
+            limits = {DAY_COUNTER: per_day} if per_day else {}
+            if per_minute:
+                limits[f"m{minute}"] = per_minute
+            if not who or not limits:
                 continue
-            start = int(now // window) * window
-            key = f"rate#{scope}#{who}#{window}#{start}"
-            if not self._counters.spend(key, limit, expires_at=start + window + MINUTE):
-                retry_after = max(1, math.ceil(start + window - now))
+            # Earlier minutes' counters are dropped as the principal returns; what a long pause leaves
+            # behind goes with the day's item.
+            forget = tuple(f"m{minute - back}" for back in range(1, FORGET_MINUTES + 1)) if per_minute else ()
+            key = f"rate#{scope}#{who}#{day}"
+            full = self._counters.spend(key, limits, expires_at=day + DAY + MINUTE, forget=forget)
+            if full is not None:
+                window_end = day + DAY if full == DAY_COUNTER else (minute + 1) * MINUTE
+                retry_after = max(1, math.ceil(window_end - now))
+                window = DAY if full == DAY_COUNTER else MINUTE
                 logger.info(
                     "rate limited", extra={"scope": scope, "window_s": window, "retry_after_s": retry_after}
                 )
