@@ -116,7 +116,7 @@ audit: $(READY) $(AUDIT_READY)
 	mkdir -p $(AUDIT_DIR)
 	AWS_DEFAULT_REGION=us-east-1 $(BIN)/python -c "$$SAM_TRANSFORM" template.yaml > $(AUDIT_DIR)/template.json
 	$(AUDIT_BIN)/checkov --config-file .checkov.yaml --file $(AUDIT_DIR)/template.json
-	$(AUDIT_BIN)/bandit -r functions local -q
+	$(AUDIT_BIN)/bandit -r functions layers/relay local -q
 
 # Local code paths become placeholder S3 URIs, as `sam validate` does before translating.
 define SAM_TRANSFORM

@@ -10,6 +10,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELAY = os.path.join(ROOT, "functions", "relay")
+# The relay package both functions share, shipped as a layer of its own.
+SHARED = os.path.join(ROOT, "layers", "relay")
 EVENTS = os.path.join(ROOT, "events")
 
 # Loopback stand-ins only: the simulator and the AWS stub accept exactly these.
@@ -61,7 +63,7 @@ def child_setup() -> None:
     """Puts the relay's code first on sys.path (BENCH_PATH, set by the parent) and the repository last, and
     sends everything the relay prints (log lines, EMF metrics) to a counting sink: fd 1 stays the report
     channel."""
-    paths = [p for p in os.environ.get("BENCH_PATH", RELAY).split(os.pathsep) if p]
+    paths = [p for p in os.environ.get("BENCH_PATH", os.pathsep.join((RELAY, SHARED))).split(os.pathsep) if p]
     sys.path[1:1] = paths  # sys.path[0] is bench/, which holds only these helpers
     sys.path.append(ROOT)
     sys.stdout = SINK

@@ -1,7 +1,9 @@
 """A Lambda-like layout on this machine, for the measurements that depend on what is importable and compiled:
 
-    task/            the function code (functions/relay), without __pycache__, as `sam build` ships it
-                     (copied into a directory of the run's own: it is what is being measured)
+    task/            the function code (functions/relay) and the relay package it shares with the streaming
+                     function (layers/relay, /opt/python on Lambda; here beside the handler: importing it
+                     costs the same), without __pycache__, as `sam build` ships them (copied into a
+                     directory of the run's own: it is what is being measured)
     opt/python/      the layer: layers/deps/requirements.txt installed without byte-code, as `sam build` does
     runtime/         the AWS SDK the python3.13 runtime provides (boto3, botocore and their dependencies, at
                      the versions requirements/dev.txt locks), byte-compiled like a runtime's own packages
@@ -140,7 +142,9 @@ def _compile(python: str, directory: Path) -> None:
 
 def _copy_code(destination: Path) -> None:
     shutil.rmtree(destination, ignore_errors=True)
-    shutil.copytree(RELAY, destination, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(RELAY, destination, ignore=ignore)
+    shutil.copytree(Path(harness.SHARED) / "relay", destination / "relay", ignore=ignore)
 
 
 def build(python: str, workdir: Path, log=print) -> Layout:
@@ -197,5 +201,5 @@ def venv_layout() -> Layout:
         python=sys.executable,
         version=platform.python_version(),
         flags=("-B",),
-        bench_path=str(RELAY),
+        bench_path=os.pathsep.join((str(RELAY), harness.SHARED)),
     )

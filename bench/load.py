@@ -29,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "functions" / "relay")]
+sys.path[:0] = [str(ROOT), str(ROOT / "functions" / "relay"), str(ROOT / "layers" / "relay")]
 
 KEY = "app-load-0123456789"
 TABLE = "relay-sessions"

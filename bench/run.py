@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "functions" / "relay"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "functions" / "relay"), str(ROOT / "layers" / "relay"), str(ROOT)]
 
 from bench import cost, harness, lambda_layout  # noqa: E402
 from bench.loopback import Loopback  # noqa: E402
@@ -556,10 +556,13 @@ def install_layer(target: Path) -> None:
 def package(results: Results, workdir: Path) -> None:
     log("5. package sizes: function code, and the layer installed for manylinux2014_aarch64 / cp313")
     figure = "5 package"
-    files, code_unzipped, code_zipped = zip_size(Path(harness.RELAY))
+    files, handler_unzipped, handler_zipped = zip_size(Path(harness.RELAY))
+    shared_files, shared_unzipped, shared_zipped = zip_size(Path(harness.SHARED), "python/")
+    files += shared_files
+    code_unzipped, code_zipped = handler_unzipped + shared_unzipped, handler_zipped + shared_zipped
     results.row(
         figure,
-        f"function code (functions/relay, {files} files)",
+        f"function code (functions/relay and the layers/relay package, {files} files)",
         f"{code_zipped / 1024:.0f} KiB zipped, {code_unzipped / 1024:.0f} KiB unzipped",
     )
     target = workdir / "layer" / "python"

@@ -147,7 +147,7 @@ def make_demo_handler(relay_url: str, consent: str):
 
 
 def main() -> None:
-    sys.path.insert(0, str(ROOT / "functions" / "relay"))
+    sys.path[:0] = [str(ROOT / "functions" / "relay"), str(ROOT / "functions" / "stream"), str(ROOT / "layers" / "relay")]
     os.environ.setdefault("ALLOWED_ORIGINS", "*")
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "dify-relay")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")

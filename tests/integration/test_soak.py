@@ -10,7 +10,7 @@ from local.dify_simulator import Fault
 from tests.integration.conftest import find_leaks
 from tests.support import ROOT
 
-RELAY = str(ROOT / "functions" / "relay")
+RELAY = str(ROOT / "layers" / "relay")
 
 TURNS = 2_000
 SESSIONS = 50

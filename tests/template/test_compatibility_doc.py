@@ -45,7 +45,7 @@ def test_every_named_test_exists(doc, path, test):
 
 def dify_paths() -> set[str]:
     """Every Service API path the relay's Dify package writes, up to its first placeholder or query."""
-    package = ROOT / "functions" / "relay" / "relay" / "dify"
+    package = ROOT / "layers" / "relay" / "relay" / "dify"
     source = "\n".join(module.read_text() for module in sorted(package.glob("*.py")))
     paths = {path.rstrip("/") for path in re.findall(r'f?"(/[a-z][a-z/-]*)', source)}
     paths |= {f"/{{task_id}}{tail}" for tail in re.findall(r"\{task_id\}(/[a-z]+)", source)}

@@ -237,7 +237,8 @@ def test_alarm_email_takes_one_address_or_nothing(email, accepted):
 
 
 def test_the_metrics_the_template_reads_are_the_ones_the_relay_publishes():
-    sources = "\n".join(path.read_text() for path in (ROOT / FUNCTION["CodeUri"]).rglob("*.py"))
+    code = (ROOT / FUNCTION["CodeUri"], ROOT / resource("RelayCodeLayer")["Properties"]["ContentUri"])
+    sources = "\n".join(path.read_text() for root in code for path in root.rglob("*.py"))
     published = set(re.findall(r'count\("(\w+)"|name="(\w+)"', sources))
     published = {name for pair in published for name in pair if name and name != "code"}
     assert set(RELAY_METRICS) <= published  # nothing shown or alarmed on that the relay no longer sends

@@ -12,10 +12,14 @@ from tests.support import ROOT, resource, template
 FUNCTION = resource("RelayFunction")["Properties"]
 
 
-def test_function_runs_python_313_on_arm64_with_the_dependencies_layer():
+def test_function_runs_python_313_on_arm64_with_the_dependencies_and_relay_layers():
     assert FUNCTION["Runtime"] == "python3.13"
     assert FUNCTION["Architectures"] == ["arm64"]
-    assert FUNCTION["Layers"] == [{"Ref": "DependenciesLayer"}]
+    assert FUNCTION["Layers"] == [{"Ref": "DependenciesLayer"}, {"Ref": "RelayCodeLayer"}]
+    # The shared package lives once, in the layer: the function's code holds only its handler.
+    layer = resource("RelayCodeLayer")["Properties"]["ContentUri"]
+    assert (ROOT / layer / "relay" / "turns.py").is_file()
+    assert not (ROOT / FUNCTION["CodeUri"] / "relay").exists()
     module, _, function = FUNCTION["Handler"].rpartition(".")
     source = (ROOT / FUNCTION["CodeUri"] / f"{module}.py").read_text()
     assert f"def {function}(" in source

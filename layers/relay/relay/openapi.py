@@ -1,7 +1,7 @@
 """The widget API v1 as an OpenAPI 3.1 document, built from the relay's own names and limits.
 
 Served at GET /v1/openapi.json and checked in as docs/openapi.json
-(`PYTHONPATH=functions/relay python -m relay.openapi > docs/openapi.json`); the tests validate real responses
+(`PYTHONPATH=layers/relay python -m relay.openapi > docs/openapi.json`); the tests validate real responses
 against it.
 """
 
