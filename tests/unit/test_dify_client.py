@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from relay import sse as relay_sse
 from relay.deadline import Deadline
-from relay.dify import DifyClient, Question
+from relay.dify import Answer, Delta, DifyClient, Ping, Question, Replaced, Started
 from relay.errors import ErrorKind, RelayError
 from relay.keys import StaticKeyProvider
 
@@ -256,3 +256,59 @@ def test_any_split_of_a_valid_agent_stream_gives_the_same_answer(parts, data):
     with patch.object(relay_sse.SSEParser, "feed", spy):
         assert ask(dify).text == "".join(parts)
     assert reads == chunks  # the parser saw the stream exactly as it arrived
+
+
+def stream(dify, mode="agent-chat"):
+    return dify.stream(Question(query="q", user="u"), app_mode=mode, deadline=Deadline(5))
+
+
+def test_a_stream_gives_its_ids_first_then_the_text_as_written_then_the_whole_answer():
+    dify, _ = client(
+        stream_reply(
+            {"event": "ping"},
+            event("message", answer="bad "),
+            event("message", answer="words"),
+            event("message_replace", answer="[moderated]"),
+            END,
+        )
+    )
+    parts = list(stream(dify, mode="chat"))
+    assert parts[:5] == [
+        Ping(),
+        Started(conversation_id=CONVERSATION, message_id="m1", task_id=TASK),
+        Delta("bad "),
+        Delta("words"),
+        Replaced("[moderated]"),
+    ]
+    assert isinstance(parts[5], Answer) and parts[5].text == "[moderated]" and len(parts) == 6
+
+
+def test_new_agent_closing_message_replaces_nothing_when_it_matches_the_deltas():
+    dify, _ = client(
+        stream_reply(
+            event("agent_message", answer="Hel"),
+            event("agent_message", answer="lo"),
+            event("message", answer="Hello"),
+            END,
+        )
+    )
+    parts = list(stream(dify, mode="agent"))
+    assert parts[1:-1] == [Delta("Hel"), Delta("lo")]
+
+
+def test_leaving_a_stream_before_its_end_stops_the_dify_run():
+    dify, http = client(
+        stream_reply(event("agent_message", answer="Hel"), event("agent_message", answer="lo"), END),
+        (200, JSON, [b'{"result": "success"}']),
+    )
+    parts = stream(dify)
+    next(parts), next(parts)  # Started, then the first words
+    parts.close()
+    assert http.requests[-1][:2] == ("POST", f"http://dify.test/v1/chat-messages/{TASK}/stop")
+    assert http.requests[-1][2] == {"user": "u"}
+
+
+def test_a_stream_read_to_its_end_stops_nothing():
+    dify, http = client(stream_reply(event("agent_message", answer="ok"), END))
+    assert list(stream(dify))[-1].text == "ok"
+    assert len(http.requests) == 1

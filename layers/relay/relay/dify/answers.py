@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-from .protocol import Answer, Question, Route, is_uuid, sources_of, text_or_none, usage_of
+from .protocol import (
+    Answer,
+    Delta,
+    Part,
+    Ping,
+    Question,
+    Replaced,
+    Route,
+    Started,
+    is_uuid,
+    sources_of,
+    text_or_none,
+    usage_of,
+)
 from .refusals import ConversationNotFound, failed_run, malformed, misconfigured, upstream_error
 
 logger = Logger(child=True)
+PING = Ping()
 
 
 class Shapes:
@@ -97,8 +111,11 @@ class Assembly:
         self._ids: dict[str, str | None] = {"conversation_id": None, "message_id": None, "task_id": None}
         self._metadata: dict = {}
 
-    def add(self, event: dict) -> None:
+    def add(self, event: dict) -> Part | None:
+        """Takes one event of the stream; returns what it changes of the answer as the visitor sees it."""
         kind = event.get("event")
+        if kind == "ping":
+            return PING
         for name in self._ids:
             self._ids[name] = self._ids[name] or text_or_none(event.get(name))
         if kind == "error":
@@ -106,20 +123,19 @@ class Assembly:
             status = status if isinstance(status, int) and status >= 400 else 500
             logger.warning("Dify stream error", extra={"dify_status": status, "dify_code": event.get("code")})
             raise upstream_error(status, event, {})
-        if kind == "agent_message":
-            self._agent_deltas = True
-            self._parts.append(_delta(event.get("answer")))
-        elif kind == "message":
+        if kind in ("agent_message", "message", "text_chunk"):
+            text = _delta(
+                (event.get("data") or {}).get("text") if kind == "text_chunk" else event.get("answer")
+            )
             # New Agent closes its agent_message deltas with one message holding the complete answer.
-            if self._agent_deltas:
-                self._parts = [_delta(event.get("answer"))]
-            else:
-                self._parts.append(_delta(event.get("answer")))
-        elif kind == "message_replace":
-            self._parts = [_delta(event.get("answer"))]
-        elif kind == "text_chunk":
-            self._parts.append(_delta((event.get("data") or {}).get("text")))
-        elif kind == "message_end":
+            if kind == "message" and self._agent_deltas:
+                return self._replace(text)
+            self._agent_deltas = self._agent_deltas or kind == "agent_message"
+            self._parts.append(text)
+            return Delta(text) if text else None
+        if kind == "message_replace":
+            return self._replace(_delta(event.get("answer")), always=True)
+        if kind == "message_end":
             self._ended = True
             self._metadata = event.get("metadata") if isinstance(event.get("metadata"), dict) else {}
         elif kind == "workflow_finished":
@@ -131,6 +147,20 @@ class Assembly:
             # streams before it); a run that did not succeed is an error while its answer is still open.
             elif not self._ended and run.get("status") != "succeeded":
                 raise failed_run(run)
+        return None
+
+    def _replace(self, text: str, *, always: bool = False) -> Replaced | None:
+        unchanged = not always and text == "".join(self._parts)
+        self._parts = [text]
+        return None if unchanged else Replaced(text)
+
+    @property
+    def ids(self) -> Started:
+        return Started(
+            conversation_id=self._ids["conversation_id"] if self._route.has_conversations else None,
+            message_id=self._ids["message_id"],
+            task_id=self._ids["task_id"],
+        )
 
     @property
     def task_id(self) -> str | None:

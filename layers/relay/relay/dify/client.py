@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from urllib.parse import urlencode
 
 import urllib3
@@ -13,8 +14,8 @@ from aws_lambda_powertools import Logger
 from ..deadline import Deadline
 from ..errors import ErrorKind, RelayError
 from ..keys import KeyProvider
-from .answers import Assembly, Shapes
-from .protocol import APP_ROUTES, RELAY_MODES, Answer, HistoryPage, Question, Route, is_uuid
+from .answers import PING, Assembly, Shapes
+from .protocol import APP_ROUTES, RELAY_MODES, Answer, HistoryPage, Part, Question, Route, is_uuid
 from .refusals import SUGGESTIONS_OFF, checked_id, misconfigured
 from .transport import _JITTER, Transport
 
@@ -127,15 +128,39 @@ class DifyClient:
         if not streaming:
             data = self._transport.call("POST", route.path, deadline, payload, sent_conversation)
             return self._shapes.blocking_answer(route, mode, data)
-        assembly = Assembly(route, mode, self._shapes)
+        parts = self.stream(question, app_mode=app_mode, deadline=deadline)
+        with closing(parts):
+            return next(part for part in parts if isinstance(part, Answer))
+
+    def stream(self, question: Question, *, app_mode: str, deadline: Deadline) -> Iterator[Part | Answer]:
+        """The answer as Dify writes it: Started once Dify has taken the turn, then Delta, Replaced and Ping
+        parts, and the whole Answer last. Closing the iterator early (the visitor left, or asked to stop)
+        stops the Dify run, as does running out of time; errors before Started come before any part."""
+        route, mode = APP_ROUTES[app_mode], RELAY_MODES[app_mode]
+        payload = self._shapes.payload(route, question, True)
+        sent_conversation = "conversation_id" in payload
+        assembly, started, finished = Assembly(route, mode, self._shapes), False, False
+        events = self._transport.events(route.path, payload, deadline, sent_conversation)
         try:
-            for event in self._transport.events(route.path, payload, deadline, sent_conversation):
-                assembly.add(event)
+            with closing(events):
+                for event in events:
+                    part = assembly.add(event)
+                    if not started and part is not PING:
+                        started = True
+                        yield assembly.ids
+                    if part is not None:
+                        yield part
+            answer = assembly.answer()
+            finished = True
+            yield answer
+        except GeneratorExit:
+            if not finished:
+                self.stop(route, assembly.task_id, question.user)
+            raise
         except RelayError as error:
             if error.kind is ErrorKind.UPSTREAM_TIMEOUT:
                 self.stop(route, assembly.task_id, question.user)
             raise
-        return assembly.answer()
 
     def stop(self, route: Route, task_id: str | None, user: str) -> None:
         """Stops a streamed run nobody will read, so it spends no more tokens. Best effort, briefly."""

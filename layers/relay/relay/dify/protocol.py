@@ -71,6 +71,38 @@ class Answer:
     task_id: str | None = None
 
 
+# What a streamed answer is made of, as it arrives, before its Answer closes it.
+@dataclass(frozen=True)
+class Started:
+    """Dify has taken the turn: its ids are known (a workflow has no conversation or message)."""
+
+    conversation_id: str | None
+    message_id: str | None
+    task_id: str | None
+
+
+@dataclass(frozen=True)
+class Delta:
+    """More text for the end of the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """The answer so far is replaced whole (output moderation, or an agent's final text)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Dify is still working and has nothing to say yet."""
+
+
+Part = Started | Delta | Replaced | Ping
+
+
 @dataclass(frozen=True)
 class HistoryPage:
     """Messages of a conversation, oldest first, and whether older ones remain."""

@@ -31,6 +31,7 @@ BACKOFF_BASE = 0.25  # seconds; doubled on each attempt, fully jittered
 MIN_ATTEMPT_SECONDS = 1.0  # no retry starts with less than this left of the deadline
 _READ_BYTES = 64 * 1024
 _JITTER = secrets.SystemRandom()
+PING = {"event": "ping"}  # Dify's keep-alive, which it sends as a named event without data
 
 
 class Transport:
@@ -65,14 +66,18 @@ class Transport:
         return data
 
     def events(self, path: str, payload: dict, deadline: Deadline, sent_conversation: bool) -> Iterator[dict]:
-        """The JSON events of a streamed answer. Errors before the stream opens come as plain JSON."""
+        """The JSON events of a streamed answer, Dify's pings as PING. Errors before the stream opens come
+        as plain JSON."""
         response = self._open("POST", path, payload, deadline, sent_conversation)
         try:
             if not response.headers.get("Content-Type", "").startswith("text/event-stream"):
                 logger.warning("Dify answered a stream request without a stream")
                 raise malformed()
             for event in sse.parse(self._chunks(response, path, deadline)):
-                if event.name == "ping" or not event.data:
+                if event.name == "ping":
+                    yield PING
+                    continue
+                if not event.data:
                     continue
                 data = json_object(event.data)
                 if data is None:
