@@ -60,6 +60,14 @@ def chat():
     return repeats.answer(key, request.scope(), answer, app.lambda_context)
 
 
+@app.post("/v1/chat/stop")
+def stop():
+    body = json_body(app.current_event.decoded_body, settings.max_body_bytes, ("sessionId", "taskId"))
+    session_id, task_id = session_id_of(body.get("sessionId")), message_id_of(body.get("taskId"), "taskId")
+    turns.stop_turn(session_id, task_id, deadline=invocation_deadline())
+    return {"result": "ok"}
+
+
 @app.get("/v1/config")
 def config():
     return companion.config(invocation_deadline())
@@ -102,6 +110,7 @@ def openapi():
 
 
 @app.route("/v1/<name>", method="OPTIONS")
+@app.route("/v1/chat/<name>", method="OPTIONS")
 def preflight(name: str):
     # A preflight grants the methods of its own route (Powertools' would list every method of the API).
     methods = route_methods()

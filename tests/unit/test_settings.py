@@ -21,6 +21,7 @@ def test_defaults_fit_dify_cloud():
     assert (settings.gateway_timeout_ms, settings.deadline_margin_ms) == (29_000, 1_500)
     assert settings.require_origin is False and settings.max_body_bytes == 32_768
     assert settings.rate_budgets.session_per_minute == 20
+    assert settings.stream_max_seconds == 300
 
 
 def test_values_are_read_and_normalised():
@@ -66,6 +67,7 @@ def test_the_secret_wins_over_a_local_key():
         BASE | {"RATE_LIMIT_IP_PER_MINUTE": "-1"},
         BASE | {"DIFY_INPUTS": "[1, 2]"},
         BASE | {"DIFY_INPUTS": "{topic: billing}"},
+        BASE | {"STREAM_MAX_SECONDS": "901"},
     ],
 )
 def test_unworkable_configuration_is_refused_with_a_reason(env):

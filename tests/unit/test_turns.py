@@ -4,12 +4,13 @@ import uuid
 import pytest
 
 from relay.deadline import Deadline
-from relay.dify import RELAY_MODES, Answer, ConversationNotFound
+from relay.dify import RELAY_MODES, Answer, ConversationNotFound, Delta, Ping, Started
 from relay.sessions import InMemorySessionStore, Session
 from relay.turns import TurnService
 from relay.widget import ChatRequest
 
 TTL = 1000
+SOURCES = [{"title": "Guide", "snippet": "..."}]
 
 
 class FakeDify:
@@ -20,6 +21,7 @@ class FakeDify:
         self.calls = []
         self.known = set()
         self.mode_lookups = 0
+        self.stopped = []
 
     def app_mode(self, deadline):
         self.mode_lookups += 1
@@ -34,6 +36,19 @@ class FakeDify:
         conversation = conversation or str(uuid.uuid4())
         self.known.add(conversation)
         return Answer(f"answer {len(self.questions)}", conversation, str(uuid.uuid4()), RELAY_MODES[app_mode])
+
+    def stream(self, question, *, app_mode, deadline):
+        answer = self.ask(question, app_mode=app_mode, deadline=deadline, streaming=True)
+        self.streams_closed_early = True
+        yield Ping()
+        yield Started(answer.conversation_id, answer.message_id, "task-1")
+        for word in answer.text.split(" "):
+            yield Delta(word + " ")
+        self.streams_closed_early = False
+        yield Answer(answer.text, answer.conversation_id, answer.message_id, answer.mode, sources=SOURCES)
+
+    def stop_run(self, task_id, *, app_mode, user):
+        self.stopped.append((task_id, app_mode, user))
 
 
 class CountingStore(InMemorySessionStore):
@@ -170,3 +185,45 @@ def test_usage_and_sources_are_reported_only_when_dify_sent_them():
     ).to_json()
     assert rich["usage"] == {"totalTokens": 3}
     assert rich["sources"] == [{"title": "t", "snippet": "x"}]
+
+
+def stream(turns, message="hello", session_id=None):
+    request = ChatRequest(message=message, session_id=session_id, user=None)
+    return turns.stream_turn(request, deadline=Deadline(10))
+
+
+def test_a_streamed_turn_starts_with_its_ids_grows_word_by_word_and_ends_as_a_json_turn_would(turns, dify):
+    events = [(event.name, event.data) for event in stream(turns, "hello")]
+    names = [name for name, _ in events]
+    assert names == ["ping", "start", "delta", "delta", "sources", "end"]
+    start, end = events[1][1], events[-1][1]
+    assert start["conversationId"] == end["conversationId"] and start["taskId"] == "task-1"
+    assert "".join(data["text"] for name, data in events if name == "delta") == "answer 1 "
+    assert (
+        end["answer"] == "answer 1" and end["sources"] == SOURCES and end["sessionId"] == start["sessionId"]
+    )
+    assert ask(turns, session_id=start["sessionId"])["conversationId"] == start["conversationId"]
+
+
+def test_a_visitor_who_leaves_mid_answer_stops_the_answer_and_keeps_the_conversation(turns, dify):
+    events = stream(turns)
+    next(events)
+    start = next(events).data
+    events.close()
+    assert dify.streams_closed_early
+    assert ask(turns, session_id=start["sessionId"])["conversationId"] == start["conversationId"]
+
+
+def test_a_forgotten_conversation_restarts_before_the_stream_says_anything(turns, dify):
+    first = ask(turns)
+    dify.known.clear()
+    events = list(stream(turns, session_id=first["sessionId"]))
+    start = next(event.data for event in events if event.name == "start")
+    assert start["conversationId"] not in (None, first["conversationId"])
+    assert [q.conversation_id for q in dify.questions[1:]] == [first["conversationId"], None]
+
+
+def test_a_stop_names_the_sessions_own_user(turns, dify):
+    first = ask(turns, user="visitor-1")
+    turns.stop_turn(first["sessionId"], "task-1", deadline=Deadline(5))
+    assert dify.stopped == [("task-1", "advanced-chat", "visitor-1")]

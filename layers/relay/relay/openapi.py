@@ -172,7 +172,38 @@ SCHEMAS = {
         ("sessionId", "turns", "hasMore"),
     ),
     "EraseRequest": _object({"sessionId": _SESSION_ID}, ("sessionId",)),
+    "StreamStart": _object(
+        {
+            "sessionId": _SESSION_ID,
+            "conversationId": {"type": ["string", "null"]},
+            "messageId": {"type": ["string", "null"]},
+            "taskId": {
+                "type": ["string", "null"],
+                "description": "Stops this answer through POST /v1/chat/stop; null on a replayed answer.",
+            },
+        },
+        ("sessionId", "conversationId", "messageId", "taskId"),
+    ),
+    "StreamText": _object({"text": {"type": "string"}}, ("text",)),
+    "StreamSources": _object({"sources": {}}, ("sources",)),  # the same list as ChatAnswer's, set below
+    "StopRequest": _object({"sessionId": _SESSION_ID, "taskId": _MESSAGE_ID}, ("sessionId", "taskId")),
+    "StopResult": _object({"result": {"const": "ok"}}, ("result",)),
 }
+SCHEMAS["StreamSources"]["properties"]["sources"] = copy.deepcopy(
+    SCHEMAS["ChatAnswer"]["properties"]["sources"]
+)
+
+_STREAM = """Server-Sent Events, each `event: <name>` with one JSON `data:` line:
+
+- `start` (StreamStart): the session and Dify's ids, once Dify has taken the turn;
+- `delta` (StreamText): more text to append to the answer;
+- `replace` (StreamText): the answer so far, replaced whole (output moderation);
+- `sources` (StreamSources): the documents the answer drew on, when there are any;
+- `end` (ChatAnswer): the whole answer, exactly as POST /v1/chat returns it; the stream closes;
+- `error` (Error): the turn failed after `start`; the stream closes.
+
+Comment lines (`: ping`) keep a quiet connection open. A refusal before `start` is a JSON error
+with its status instead, so a widget can fall back to POST /v1/chat."""
 
 _ERRORS = {
     str(status): {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
@@ -222,6 +253,14 @@ def _operation(
     return operation
 
 
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{8,128}$"},
+}
+
+
 def _query(name: str, schema: dict, required: bool = True) -> dict:
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
@@ -246,14 +285,29 @@ def document(allowed_inputs: frozenset[str] = frozenset()) -> dict:
                     "Send a visitor's message and get the answer",
                     {"200": _json("ChatAnswer", "The answer") | {"links": _ANSWER_LINKS}},
                     body="ChatRequest",
-                    parameters=[
-                        {
-                            "name": "Idempotency-Key",
-                            "in": "header",
-                            "required": False,
-                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{8,128}$"},
+                    parameters=[_IDEMPOTENCY_KEY],
+                )
+            },
+            "/v1/chat/stream": {
+                "post": _operation(
+                    "chatStream",
+                    "Send a visitor's message and get the answer as it is written",
+                    {
+                        "200": {
+                            "description": _STREAM,
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
                         }
-                    ],
+                    },
+                    body="ChatRequest",
+                    parameters=[_IDEMPOTENCY_KEY],
+                )
+            },
+            "/v1/chat/stop": {
+                "post": _operation(
+                    "chatStop",
+                    "Stop a streamed answer (Dify stops writing it)",
+                    {"200": _json("StopResult", "Asked of Dify (also when the answer had already ended)")},
+                    body="StopRequest",
                 )
             },
             "/v1/config": {

@@ -7,8 +7,10 @@ a hash of the key, the session and the message, so one visitor's key cannot fetc
 
 from __future__ import annotations
 
+import queue
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 from .errors import ErrorKind, RelayError
 
@@ -31,6 +33,10 @@ def dynamodb_persistence(table_name: str, client=None):
 
 def _produce(*, request: dict, produce: Callable[[], dict]) -> dict:
     return produce()
+
+
+class _Left(Exception):
+    """The visitor stopped reading a stream; its first answer is not recorded."""
 
 
 class Repeats:
@@ -63,3 +69,57 @@ class Repeats:
             raise RelayError(
                 ErrorKind.REQUEST_IN_PROGRESS, "This message is still being answered.", retry_after=1
             ) from None
+
+    def stream(
+        self,
+        key: str,
+        scope: dict,
+        events: Callable[[], Iterator],
+        replay: Callable[[dict], Iterator],
+        lambda_context=None,
+    ) -> Iterator:
+        """A streamed answer for (key, scope): the first stream's events as they come, recorded by the data
+        of its last event; a repeat gets `replay(recorded)`. A refusal (a repeat still in progress) raises
+        on the first next(). A stream left unread is not recorded, so the next repeat asks again."""
+        # The record is written around a call, so the stream is produced in a thread and handed over.
+        handed: queue.Queue = queue.Queue()
+        left = threading.Event()
+        produced = []
+
+        def produce() -> dict:
+            last = None
+            stream = events()
+            try:
+                for event in stream:
+                    if left.is_set():
+                        raise _Left()
+                    handed.put(("event", event))
+                    last = event
+            finally:
+                stream.close()
+            produced.append(True)
+            return last.data
+
+        def run() -> None:
+            try:
+                recorded = self.answer(key, scope, produce, lambda_context)
+                handed.put(("done", None if produced else recorded))
+            except BaseException as error:  # handed to the reader, which raises it
+                handed.put(("error", error))
+
+        threading.Thread(target=run, name="stream-repeats", daemon=True).start()
+        try:
+            while True:
+                kind, value = handed.get()
+                if kind == "event":
+                    yield value
+                elif kind == "error":
+                    if not isinstance(value, _Left):
+                        raise value
+                    return
+                else:
+                    if value is not None:
+                        yield from replay(value)
+                    return
+        finally:
+            left.set()

@@ -43,6 +43,7 @@ class Settings:
     idempotency_ttl_seconds: int
     config_ttl_seconds: int
     deadline_margin_ms: int
+    stream_max_seconds: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -83,6 +84,11 @@ class Settings:
                 "set DIFY_API_KEY_SECRET (a Secrets Manager secret) or, locally, DIFY_API_KEY"
             )
 
+        # A streamed turn may last as long as Dify writes, within API Gateway's 15-minute stream.
+        stream_max_seconds = number("STREAM_MAX_SECONDS", 300, 1)
+        if stream_max_seconds > 900:
+            raise ConfigurationError(f"STREAM_MAX_SECONDS must be at most 900, got {stream_max_seconds}")
+
         return cls(
             dify_api_url=text("DIFY_API_URL", "https://api.dify.ai/v1").rstrip("/"),
             dify_app_mode=choice("DIFY_APP_MODE", APP_MODES),
@@ -112,4 +118,5 @@ class Settings:
             idempotency_ttl_seconds=number("IDEMPOTENCY_TTL_SECONDS", 3_600, 60),
             config_ttl_seconds=number("CONFIG_TTL_SECONDS", 300, 0),
             deadline_margin_ms=number("DEADLINE_MARGIN_MS", 1_500, 0),
+            stream_max_seconds=stream_max_seconds,
         )

@@ -81,3 +81,14 @@ def parse(chunks: Iterable[bytes]) -> Iterator[Event]:
     for chunk in chunks:
         yield from parser.feed(chunk)
     yield from parser.close()
+
+
+KEEP_ALIVE = b": ping\n\n"
+
+
+def encode(name: str, data: str | None) -> bytes:
+    """One event as written to the widget; no data is a comment that only keeps the connection open."""
+    if data is None:
+        return KEEP_ALIVE
+    lines = "".join(f"data: {line}\n" for line in data.split("\n"))
+    return f"event: {name}\n{lines}\n".encode()

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, replace
 
 from aws_lambda_powertools import Logger
 
 from . import telemetry
 from .deadline import Deadline
-from .dify import CONFIGURED_MODES, Answer, ConversationNotFound, DifyClient, Question
+from .dify import (
+    CONFIGURED_MODES,
+    Answer,
+    ConversationNotFound,
+    Delta,
+    DifyClient,
+    Ping,
+    Question,
+    Replaced,
+    Started,
+)
 from .dynamodb import StoreUnavailable
 from .limits import RateLimiter
 from .sessions import Session, SessionStore
@@ -44,6 +55,14 @@ class TurnResult:
         return body
 
 
+@dataclass(frozen=True)
+class TurnEvent:
+    """One event of a streamed turn: its name and its JSON data (None for a keep-alive)."""
+
+    name: str
+    data: dict | None
+
+
 class TurnService:
     def __init__(
         self,
@@ -69,6 +88,70 @@ class TurnService:
     def take_turn(
         self, request: ChatRequest, *, deadline: Deadline, client_ip: str | None = None
     ) -> TurnResult:
+        session, question, app_mode, now = self._begin(request, deadline, client_ip)
+        try:
+            answer = self._dify.ask(question, app_mode=app_mode, deadline=deadline, streaming=self._streaming)
+        except ConversationNotFound:
+            question = self._forget_conversation(session, question)
+            answer = self._dify.ask(question, app_mode=app_mode, deadline=deadline, streaming=self._streaming)
+        self._remember(session, answer.conversation_id, now)
+        return self._answered(session, request, answer)
+
+    def stream_turn(
+        self, request: ChatRequest, *, deadline: Deadline, client_ip: str | None = None
+    ) -> Iterator[TurnEvent]:
+        """The turn as events while Dify writes it: `start`, then `delta`, `replace` and `ping`, then
+        `sources` (if any) and `end` with the same body /v1/chat answers. A refusal before `start` raises
+        on the first next(); closing the events early stops the Dify run."""
+        session, question, app_mode, now = self._begin(request, deadline, client_ip)
+        parts = self._dify.stream(question, app_mode=app_mode, deadline=deadline)
+        try:
+            first = next(parts)
+        except ConversationNotFound:
+            question = self._forget_conversation(session, question)
+            parts = self._dify.stream(question, app_mode=app_mode, deadline=deadline)
+            first = next(parts)
+        with closing(parts):
+            part = first
+            while True:
+                if isinstance(part, Answer):
+                    result = self._answered(session, request, part)
+                    if part.sources:
+                        yield TurnEvent("sources", {"sources": part.sources})
+                    yield TurnEvent("end", result.to_json())
+                    return
+                yield self._event(session, part, now)
+                part = next(parts)
+
+    def _event(self, session: Session, part, now: float) -> TurnEvent:
+        if isinstance(part, Started):
+            # Remembered before the answer is done: a visitor who leaves mid-answer continues it next turn.
+            self._remember(session, part.conversation_id, now)
+            return TurnEvent(
+                "start",
+                {
+                    "sessionId": session.session_id,
+                    "conversationId": part.conversation_id,
+                    "messageId": part.message_id,
+                    "taskId": part.task_id,
+                },
+            )
+        if isinstance(part, Delta):
+            return TurnEvent("delta", {"text": part.text})
+        if isinstance(part, Replaced):
+            return TurnEvent("replace", {"text": part.text})
+        assert isinstance(part, Ping)
+        return TurnEvent("ping", None)
+
+    def stop_turn(self, session_id: str, task_id: str, *, deadline: Deadline) -> None:
+        """Stops a streamed answer the visitor no longer wants (Dify stops only its own user's runs)."""
+        session = self._session_for(ChatRequest(message="", session_id=session_id, user=None), self._clock())
+        app_mode = self._app_mode or self._dify.app_mode(deadline)
+        self._dify.stop_run(task_id, app_mode=app_mode, user=session.user)
+
+    def _begin(
+        self, request: ChatRequest, deadline: Deadline, client_ip: str | None
+    ) -> tuple[Session, Question, str, float]:
         now = self._clock()
         session = self._session_for(request, now)
         if self._limiter is not None:
@@ -84,15 +167,15 @@ class TurnService:
             conversation_id=session.conversation_id,
             inputs={**self._default_inputs, **request.inputs},
         )
-        try:
-            answer = self._dify.ask(question, app_mode=app_mode, deadline=deadline, streaming=self._streaming)
-        except ConversationNotFound:
-            logger.info("Dify forgot the conversation; starting anew", extra={"session": session.session_id})
-            telemetry.count("ConversationResets")
-            question = replace(question, conversation_id=None)
-            answer = self._dify.ask(question, app_mode=app_mode, deadline=deadline, streaming=self._streaming)
+        return session, question, app_mode, now
+
+    def _forget_conversation(self, session: Session, question: Question) -> Question:
+        logger.info("Dify forgot the conversation; starting anew", extra={"session": session.session_id})
+        telemetry.count("ConversationResets")
+        return replace(question, conversation_id=None)
+
+    def _answered(self, session: Session, request: ChatRequest, answer: Answer) -> TurnResult:
         telemetry.count("Answers")
-        self._remember(session, answer, now)
         logger.info(
             "turn answered",
             extra={
@@ -118,12 +201,12 @@ class TurnService:
             session_id=session_id, user=request.user or session_id, conversation_id=None, expires_at=0
         )
 
-    def _remember(self, session: Session, answer: Answer, now: float) -> None:
+    def _remember(self, session: Session, conversation_id: str | None, now: float) -> None:
         # A continued turn writes only when something changed or half the idle window has passed.
-        unchanged = answer.conversation_id == session.conversation_id
+        unchanged = conversation_id == session.conversation_id
         if unchanged and session.expires_at - now > self._ttl / 2:
             return
-        renewed = replace(session, conversation_id=answer.conversation_id, expires_at=int(now) + self._ttl)
+        renewed = replace(session, conversation_id=conversation_id, expires_at=int(now) + self._ttl)
         try:
             self._sessions.save(renewed)
         except StoreUnavailable as error:
@@ -133,3 +216,14 @@ class TurnService:
 def _degraded(what: str, error: StoreUnavailable) -> None:
     logger.warning(f"DynamoDB unavailable: {what}", extra={"reason": str(error)})
     telemetry.count("StoreDegradations")
+
+
+def replayed(body: dict) -> Iterator[TurnEvent]:
+    """A recorded streamed turn (its `end` body) told again as the events of a stream."""
+    start = {name: body.get(name) for name in ("sessionId", "conversationId", "messageId")}
+    yield TurnEvent("start", start | {"taskId": None})
+    if body.get("answer"):
+        yield TurnEvent("delta", {"text": body["answer"]})
+    if body.get("sources"):
+        yield TurnEvent("sources", {"sources": body["sources"]})
+    yield TurnEvent("end", body)

@@ -162,6 +162,10 @@ class DifyClient:
                 self.stop(route, assembly.task_id, question.user)
             raise
 
+    def stop_run(self, task_id: str, *, app_mode: str, user: str) -> None:
+        """Stops the streamed run `task_id` of `user`, when the visitor asks to."""
+        self.stop(APP_ROUTES[app_mode], task_id, user)
+
     def stop(self, route: Route, task_id: str | None, user: str) -> None:
         """Stops a streamed run nobody will read, so it spends no more tokens. Best effort, briefly."""
         if not task_id or not is_uuid(task_id):
