@@ -121,8 +121,7 @@ audit: $(READY) $(AUDIT_READY)
 # Local code paths become placeholder S3 URIs, as `sam validate` does before translating.
 define SAM_TRANSFORM
 import json, logging, sys
-from cfnlint.data import Serverless
-from cfnlint.helpers import load_resource
+from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
@@ -130,7 +129,7 @@ logging.getLogger("samtranslator").setLevel(logging.ERROR)
 
 class ManagedPolicies:
     def load(self):
-        return load_resource(Serverless, "ManagedPolicies.json")
+        return get_bundled_managed_policy_map("aws")
 
 with open(sys.argv[1]) as source:
     template = yaml_parse(source.read())

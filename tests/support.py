@@ -29,6 +29,26 @@ def resource(name: str) -> dict:
     return template()["Resources"][name]
 
 
+def function(name: str) -> dict:
+    """A function's properties as SAM deploys them: the template's Globals merged in (maps merged, lists
+    of Globals first, the function's own values winning)."""
+
+    def merged(shared, own):
+        if isinstance(shared, dict) and isinstance(own, dict):
+            return {
+                key: merged(shared.get(key), own.get(key))
+                if key in shared and key in own
+                else own.get(key, shared.get(key))
+                for key in {**shared, **own}
+            }
+        if isinstance(shared, list) and isinstance(own, list):
+            return shared + own
+        return own
+
+    shared = template().get("Globals", {}).get("Function", {})
+    return merged(dict(shared), dict(resource(name)["Properties"]))
+
+
 def create_sessions_table(dynamodb, name: str) -> None:
     """Creates the sessions table exactly as template.yaml declares it."""
     props = resource("SessionsTable")["Properties"]

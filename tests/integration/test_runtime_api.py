@@ -140,7 +140,9 @@ def test_an_error_after_the_first_byte_travels_in_the_trailers(runtime_api):
         yield b"event: start\ndata: {}\n\n"
         raise ValueError("lost")
 
-    post = serve_once(runtime_api, lambda event, context: SimpleNamespace(status=200, headers={}, body=broken()))
+    post = serve_once(
+        runtime_api, lambda event, context: SimpleNamespace(status=200, headers={}, body=broken())
+    )
     assert post["trailers"][loop.ERROR_TYPE] == "Runtime.StreamError"
     assert json.loads(base64.b64decode(post["trailers"][loop.ERROR_BODY]))["errorType"] == "ValueError"
 

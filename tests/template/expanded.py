@@ -28,13 +28,12 @@ def expanded(parameters: tuple[tuple[str, str], ...] = ()) -> dict:
     """The transformed template; `parameters` are the stack's parameter values, as CloudFormation
     passes them to the transform (SAM resolves some properties, e.g. DeploymentPreference.Type, with them).
     """
-    from cfnlint.data import Serverless
-    from cfnlint.helpers import load_resource
+    from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
     from samtranslator.translator.transform import transform
 
     class ManagedPolicies:
         def load(self):
-            return load_resource(Serverless, "ManagedPolicies.json")
+            return get_bundled_managed_policy_map("aws")
 
     with mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": "us-east-1"}):
         return transform(copy.deepcopy(_source()), dict(parameters), ManagedPolicies())

@@ -11,11 +11,11 @@ import pytest
 
 from relay.errors import ErrorKind
 from relay.telemetry import NAMESPACE
-from tests.support import ROOT, resource, template
+from tests.support import ROOT, function, resource, template
 from tests.template.expanded import expanded, of_type
 
 PARAMETERS = template()["Parameters"]
-FUNCTION = resource("RelayFunction")["Properties"]
+FUNCTION = function("RelayFunction")
 API = resource("RelayApi")["Properties"]
 SERVICE = FUNCTION["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
 
@@ -319,20 +319,30 @@ def test_codedeploy_uses_the_stacks_own_narrow_role():
     assert sorted(r["Fn::GetAtt"][0] for r in grants["cloudwatch:DescribeAlarms"]) == sorted(ROLLBACK_ALARMS)
 
 
-def test_the_api_invokes_the_live_alias():
+def test_the_api_invokes_the_live_aliases_the_streamed_route_with_response_streaming():
     resources = expanded()["Resources"]
-    (alias_id,) = of_type("AWS::Lambda::Alias", resources)
-    alias = resources[alias_id]
-    assert alias["Properties"]["Name"] == "live"
-    assert "CodeDeployLambdaAliasUpdate" in alias["UpdatePolicy"]
-    integrations = [
-        operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
-        for path in resources["RelayApi"]["Properties"]["Body"]["paths"].values()
-        for operation in path.values()
-    ]
-    assert integrations and all(f"/functions/${{{alias_id}}}/invocations" in uri for uri in integrations)
+    aliases = of_type("AWS::Lambda::Alias", resources)
+    assert set(aliases) == {"RelayFunctionAliaslive", "StreamFunctionAliaslive"}
+    assert all(alias["Properties"]["Name"] == "live" for alias in aliases.values())
+    # CodeDeploy shifts the JSON function gradually; the streaming function moves at once.
+    assert "CodeDeployLambdaAliasUpdate" in aliases["RelayFunctionAliaslive"]["UpdatePolicy"]
+    integrations = {
+        (route, method): operation["x-amazon-apigateway-integration"]
+        for route, path in resources["RelayApi"]["Properties"]["Body"]["paths"].items()
+        for method, operation in path.items()
+    }
+    for (route, method), integration in integrations.items():
+        uri = integration["uri"]["Fn::Sub"]
+        if (route, method) == ("/v1/chat/stream", "post"):
+            assert uri.endswith("/functions/${StreamFunctionAliaslive}/response-streaming-invocations")
+            assert integration["responseTransferMode"] == "STREAM"
+        else:
+            assert uri.endswith("/functions/${RelayFunctionAliaslive}/invocations"), route
+            assert "responseTransferMode" not in integration
     permissions = of_type("AWS::Lambda::Permission", resources).values()
-    assert permissions and all(p["Properties"]["FunctionName"] == {"Ref": alias_id} for p in permissions)
+    assert permissions and all(
+        p["Properties"]["FunctionName"] in ({"Ref": a} for a in aliases) for p in permissions
+    )
 
 
 # ---- tracing ----

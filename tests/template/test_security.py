@@ -7,11 +7,11 @@ import pytest
 import yaml
 
 from relay.settings import Settings
-from tests.support import ROOT, resource, template
+from tests.support import ROOT, function, resource, template
 from tests.template.expanded import expanded, of_type
 
 PARAMETERS = template()["Parameters"]
-FUNCTION = resource("RelayFunction")["Properties"]
+FUNCTION = function("RelayFunction")
 API = resource("RelayApi")["Properties"]
 
 # The relay's abuse limits: environment variable -> (template parameter, default).
@@ -41,6 +41,14 @@ WILDCARD_RESOURCES = [
         {
             "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}"
             ":log-group:${RelayFunctionLogGroup}:log-stream:*"
+        },
+    ),
+    (
+        "RelayFunctionRole",
+        ["logs:CreateLogStream", "logs:PutLogEvents"],
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}"
+            ":log-group:${StreamFunctionLogGroup}:log-stream:*"
         },
     ),
     # CodeDeploy reads the provisioned concurrency of the version it shifts the live alias to;
@@ -272,4 +280,4 @@ def test_make_test_runs_the_audit_with_the_skip_list():
     (test_rule,) = re.findall(r"^test:(.*)$", makefile, re.MULTILINE)
     assert "audit" in test_rule.split()
     assert "checkov --config-file .checkov.yaml" in makefile
-    assert "bandit -r functions local" in makefile
+    assert "bandit -r functions layers/relay local" in makefile

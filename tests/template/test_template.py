@@ -1,15 +1,16 @@
 """template.yaml agrees with the code it deploys."""
 
 import json
+import os
 import re
 
 import pytest
 
 from relay.keys import PLACEHOLDER
 from relay.settings import APP_MODES, UPSTREAM_MODES, Settings
-from tests.support import ROOT, resource, template
+from tests.support import ROOT, function, resource, template
 
-FUNCTION = resource("RelayFunction")["Properties"]
+FUNCTION = function("RelayFunction")
 
 
 def test_function_runs_python_313_on_arm64_with_the_dependencies_and_relay_layers():
@@ -23,6 +24,33 @@ def test_function_runs_python_313_on_arm64_with_the_dependencies_and_relay_layer
     module, _, function = FUNCTION["Handler"].rpartition(".")
     source = (ROOT / FUNCTION["CodeUri"] / f"{module}.py").read_text()
     assert f"def {function}(" in source
+
+
+STREAM = function("StreamFunction")
+
+
+def test_the_streaming_function_shares_runtime_layers_and_settings_and_starts_its_own_loop():
+    for name in ("Runtime", "Architectures", "Layers", "Role", "ReservedConcurrentExecutions"):
+        assert STREAM[name] == FUNCTION[name], name
+    shared = set(FUNCTION["Environment"]["Variables"]) - {"GATEWAY_TIMEOUT_MS"}
+    assert shared <= set(STREAM["Environment"]["Variables"])
+    assert not (ROOT / STREAM["CodeUri"] / "relay").exists()
+    module, _, handler = STREAM["Handler"].rpartition(".")
+    assert f"def {handler}(" in (ROOT / STREAM["CodeUri"] / f"{module}.py").read_text()
+    # Lambda runs the wrapper script from the function's code, which must be executable there.
+    wrapper = STREAM["Environment"]["Variables"]["AWS_LAMBDA_EXEC_WRAPPER"]
+    script = ROOT / STREAM["CodeUri"] / wrapper.removeprefix("/var/task/")
+    assert wrapper.startswith("/var/task/") and script.is_file() and os.access(script, os.X_OK)
+    assert "runtime_api.py" in script.read_text()
+
+
+def test_a_streamed_turn_may_last_its_maximum_before_lambda_or_the_gateway_cut_it():
+    maximum_s = int(STREAM["Environment"]["Variables"]["STREAM_MAX_SECONDS"])
+    event = STREAM["Events"]["ChatStream"]["Properties"]
+    assert event["ResponseTransferMode"] == "RESPONSE_STREAM"
+    assert maximum_s * 1000 <= STREAM["Timeout"] * 1000 <= event["TimeoutInMillis"] <= 900_000
+    # An edge-optimized endpoint would cut a quiet stream after 30 s; a regional one after 5 minutes.
+    assert resource("RelayApi")["Properties"]["EndpointConfiguration"]["Type"] == "REGIONAL"
 
 
 def test_function_gets_every_setting_the_relay_reads():
@@ -107,7 +135,8 @@ def test_gateway_generated_errors_carry_cors_and_the_error_envelope(kind):
 def routes():
     return {
         (event["Properties"]["Path"], event["Properties"]["Method"].upper())
-        for event in FUNCTION["Events"].values()
+        for name in ("RelayFunction", "StreamFunction")
+        for event in function(name)["Events"].values()
     }
 
 
