@@ -47,7 +47,8 @@ def start_simulator(env) -> tuple:
     return DifySimulator(apps={key: app}).start(), key
 
 
-def make_handler(lambda_handler):
+def make_handler(lambda_handler, stream=None):
+    """`stream`: the streaming function's module (stream_app), which serves POST /v1/chat/stream."""
     from relay.errors import ErrorKind, RelayError  # importable once main() has put the relay on sys.path
 
     # The resolver keeps the current event on a module-level object: one call at a time, as in Lambda.
@@ -79,6 +80,9 @@ def make_handler(lambda_handler):
                 query=query,
                 source_ip=self.client_address[0],
             )
+            if stream is not None and (self.command, path) == ("POST", "/v1/chat/stream"):
+                self._stream(event)
+                return
             with lock:
                 result = lambda_handler(event, LambdaContext())
             payload = (result.get("body") or "").encode()
@@ -92,6 +96,30 @@ def make_handler(lambda_handler):
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
+
+        def _stream(self, event: dict) -> None:
+            """Chunked and flushed per event, as API Gateway streams it; no lock: the streaming handler keeps
+            no per-request state. A visitor who goes away closes the body, which stops the Dify run."""
+            # The streaming function's timeout: a little over its longest turn.
+            context = LambdaContext(timeout_ms=(stream.settings.stream_max_seconds + 5) * 1000)
+            response = stream.handle(event, context)
+            self.protocol_version = "HTTP/1.1"  # chunked framing, for this response only
+            self.close_connection = True
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            try:
+                for data in response.body:
+                    self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            finally:
+                response.body.close()
 
         def _refuse(self, error) -> None:
             """The relay's own envelope for a request refused before the handler sees it."""
@@ -147,7 +175,9 @@ def make_demo_handler(relay_url: str, consent: str):
 
 
 def main() -> None:
-    sys.path[:0] = [str(ROOT / "functions" / "relay"), str(ROOT / "functions" / "stream"), str(ROOT / "layers" / "relay")]
+    sys.path[:0] = [str(ROOT / "functions" / name) for name in ("relay", "stream")] + [
+        str(ROOT / "layers" / "relay")
+    ]
     os.environ.setdefault("ALLOWED_ORIGINS", "*")
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "dify-relay")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -159,10 +189,13 @@ def main() -> None:
         mode = simulator.apps[key].mode
         print(f"No DIFY_API_KEY given: a simulated Dify {mode} app answers at {simulator.url}", flush=True)
 
-    from app import lambda_handler
+    import stream_app
 
+    import app
+
+    stream_app.use(app.services)  # one set of sessions and budgets for both routes, as the table is on AWS
     port = int(os.environ.get("PORT", "3000"))
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(lambda_handler))
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(app.lambda_handler, stream_app))
     demo_port = int(os.environ.get("DEMO_PORT", "8080"))
     try:
         demo = ThreadingHTTPServer(
@@ -175,7 +208,7 @@ def main() -> None:
     else:
         threading.Thread(target=demo.serve_forever, daemon=True).start()
         print(f"Widget demo page on http://localhost:{demo_port}/", flush=True)
-    print(f"Dify Relay listening on http://127.0.0.1:{port}  (POST /v1/chat)", flush=True)
+    print(f"Dify Relay listening on http://127.0.0.1:{port}  (POST /v1/chat, /v1/chat/stream)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -1,12 +1,15 @@
 """`make local` end to end: the server process, the simulator it embeds, and two turns over HTTP."""
 
+import http.client
 import json
+import time
 import urllib.error
 import urllib.request
 from contextlib import ExitStack
 
 import pytest
 
+from relay import sse as relay_sse
 from tests.support import local_server
 
 
@@ -62,3 +65,50 @@ def test_a_body_over_the_local_servers_limit_is_refused_with_the_envelope(local_
     status, body = post(url, {"message": "x" * 1_100_000})
     assert (status, body["error"]["code"], body["error"]["retryable"]) == (413, "request_too_large", False)
     assert post(url, {"message": "Hello"})[0] == 200
+
+
+def open_stream(url, message, session_id=None):
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    body = {"message": message} | ({"sessionId": session_id} if session_id else {})
+    connection.request("POST", "/v1/chat/stream", json.dumps(body), {"Content-Type": "application/json"})
+    return connection, connection.getresponse()
+
+
+def timed_events(response):
+    """(seconds since the first, name, data) of each event as it arrives."""
+    parser, first = relay_sse.SSEParser(), None
+    while chunk := response.read1(65536):
+        for event in parser.feed(chunk):
+            first = first or time.monotonic()
+            yield time.monotonic() - first, event.name, json.loads(event.data) if event.data else None
+
+
+def test_make_local_streams_an_answer_as_the_simulated_app_writes_it(local_relay):
+    url = local_relay(DIFY_APP_MODE="agent", SIMULATED_STREAM_DELAY="0.05")
+    connection, response = open_stream(url, "Tell me about the opening hours of every branch")
+    assert response.status == 200 and response.getheader("Transfer-Encoding") == "chunked"
+    assert response.getheader("Content-Type").startswith("text/event-stream")
+    events = list(timed_events(response))
+    connection.close()
+    deltas = [(at, data["text"]) for at, name, data in events if name == "delta"]
+    assert len(deltas) > 5
+    assert deltas[0][0] < deltas[-1][0] - 0.2  # the first words came well before the last
+    assert events[-1][1] == "end"
+    assert events[-1][2]["answer"] == "".join(text for _, text in deltas)
+
+
+def test_a_visitor_leaving_mid_stream_stops_the_simulated_run(local_relay):
+    url = local_relay(DIFY_APP_MODE="agent", SIMULATED_STREAM_DELAY="0.1")
+    question = "Tell me about the opening hours of every branch, and then about the parking"
+    connection, response = open_stream(url, question)
+    events = timed_events(response)
+    start = next(data for _, name, data in events if name == "start")
+    next(data for _, name, data in events if name == "delta")
+    response.close()
+    connection.close()
+    time.sleep(1.0)  # the relay notices at its next write, and asks Dify to stop
+    with urllib.request.urlopen(f"{url}/v1/history?sessionId={start['sessionId']}", timeout=10) as reply:
+        (turn,) = json.loads(reply.read())["turns"]
+    assert turn["question"] == question
+    assert len(turn["answer"]) < len(f"Turn 1: you said '{question}'")  # Dify stopped writing it

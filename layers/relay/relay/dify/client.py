@@ -142,18 +142,18 @@ class DifyClient:
         assembly, started, finished = Assembly(route, mode, self._shapes), False, False
         events = self._transport.events(route.path, payload, deadline, sent_conversation)
         try:
-            with closing(events):
-                for event in events:
-                    part = assembly.add(event)
-                    if not started and part is not PING:
-                        started = True
-                        yield assembly.ids
-                    if part is not None:
-                        yield part
+            for event in events:
+                part = assembly.add(event)
+                if not started and part is not PING:
+                    started = True
+                    yield assembly.ids
+                if part is not None:
+                    yield part
             answer = assembly.answer()
             finished = True
             yield answer
         except GeneratorExit:
+            # Stopped while the stream is still open: Dify keeps generating after a disconnect.
             if not finished:
                 self.stop(route, assembly.task_id, question.user)
             raise
@@ -161,6 +161,8 @@ class DifyClient:
             if error.kind is ErrorKind.UPSTREAM_TIMEOUT:
                 self.stop(route, assembly.task_id, question.user)
             raise
+        finally:
+            events.close()
 
     def stop_run(self, task_id: str, *, app_mode: str, user: str) -> None:
         """Stops the streamed run `task_id` of `user`, when the visitor asks to."""
