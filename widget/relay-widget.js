@@ -7,6 +7,7 @@
  * data-relay-url (required): the relay's base URL (the stack's ApiUrl output, without /v1).
  * data-title, data-color, data-text-color: the panel's title and colours.
  * data-consent: when set, a checkbox with this text must be ticked before the first message.
+ * data-stream="off": ask for whole answers (POST /v1/chat) instead of streamed ones (POST /v1/chat/stream).
  */
 (function () {
   "use strict";
@@ -21,6 +22,7 @@
   var color = script.dataset.color || "#0b5fff";
   var textColor = script.dataset.textColor || "#ffffff";
   var consentText = script.dataset.consent || "";
+  var streaming = script.dataset.stream !== "off" && !!(window.ReadableStream && window.AbortController && window.TextDecoder);
   var storeKey = "dify-relay:" + base;
 
   // Icons are inline SVG: no font or emoji support needed, no request to anyone.
@@ -37,6 +39,8 @@
     unavailable: "This assistant is unavailable right now.",
     refused: "This site may not use this assistant.",
     invalid: "That message could not be sent: {m}",
+    interrupted: "The answer was interrupted. Please ask again.",
+    stopped: "Stopped.",
   };
 
   function load(key) {
@@ -75,8 +79,65 @@
     });
   }
 
+  // The relay's Server-Sent Events as they arrive: on(name, data) for each.
+  function readEvents(response, on) {
+    var reader = response.body.getReader(), decoder = new TextDecoder(), buffer = "";
+    function pump() {
+      return reader.read().then(function (chunk) {
+        if (chunk.done) return;
+        buffer += decoder.decode(chunk.value, { stream: true });
+        for (var end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+          var name = "message", data = [];
+          buffer.slice(0, end).split("\n").forEach(function (line) {
+            if (line.indexOf("event: ") === 0) name = line.slice(7);
+            else if (line.indexOf("data: ") === 0) data.push(line.slice(6));
+          });
+          buffer = buffer.slice(end + 2);
+          if (data.length) on(name, JSON.parse(data.join("\n")));
+        }
+        return pump();
+      });
+    }
+    return pump();
+  }
+
+  // A streamed turn: resolves to the whole answer (null when the visitor stopped it). A failure before the
+  // first event that is not the relay's own refusal is marked `fallback`: POST /v1/chat may still answer.
+  function streamTurn(body, key, turn) {
+    turn.controller = new AbortController();
+    var headers = { "Content-Type": "application/json", Accept: "text/event-stream", "Idempotency-Key": key };
+    var lost = function () {
+      if (turn.stopped) return null;
+      var error = new RelayError("offline", turn.item ? MESSAGES.interrupted : MESSAGES.unreachable);
+      error.fallback = !turn.item;
+      throw error;
+    };
+    return fetch(base + "/v1/chat/stream", {
+      method: "POST", headers: headers, body: JSON.stringify(body), signal: turn.controller.signal,
+    }).then(function (response) {
+      if (!response.ok || (response.headers.get("Content-Type") || "").indexOf("text/event-stream") !== 0) {
+        return response.json().catch(function () { return {}; }).then(function (data) {
+          var error = describe(response, (data && data.error) || {});
+          error.fallback = !(data && data.error);  // not the relay's answer: no streamed route here
+          throw error;
+        });
+      }
+      var end = null, failure = null;
+      return readEvents(response, function (name, data) {
+        if (name === "start") turn.begin(data);
+        else if (name === "delta") turn.write(turn.text + data.text);
+        else if (name === "replace") turn.write(data.text);
+        else if (name === "end") end = data;
+        else if (name === "error") failure = data.error || {};
+      }).then(function () {
+        if (failure) throw describe(null, failure);
+        return end || lost();
+      }, lost);
+    }, lost);
+  }
+
   function describe(response, error) {
-    var wait = response.headers.get("Retry-After");
+    var wait = response && response.headers.get("Retry-After");
     if (error.code === "rate_limited") return new RelayError("limited", MESSAGES.rate_limited.replace("{s}", wait || "a few"));
     if (error.code === "origin_not_allowed") return new RelayError("refused", MESSAGES.refused);
     if (error.code === "invalid_request" || error.code === "message_too_long" || error.code === "request_too_large")
@@ -115,6 +176,7 @@
     "textarea{flex:1;resize:none;font:inherit;padding:7px;border:1px solid #c9c9d1;border-radius:8px}" +
     "form button{background:var(--c);color:var(--t);border:0;border-radius:8px;padding:0 14px;cursor:pointer}" +
     "form button:disabled{opacity:.5;cursor:not-allowed}" +
+    "form .stop{background:#fff;color:#1d1d1f;border:1px solid #c9c9d1}" +
     ".consent{display:flex;gap:6px;align-items:flex-start;padding:8px 12px;font-size:13px;border-top:1px solid #e5e5ea}" +
     ":focus-visible{outline:3px solid #ffbf47;outline-offset:2px}" +
     "</style>" +
@@ -129,14 +191,14 @@
     '<label class="consent" hidden><input type="checkbox"><span></span></label>' +
     '<form><label style="flex:1;display:flex"><span hidden>Your message</span>' +
     '<textarea rows="2" aria-label="Your message" placeholder="Type your message"></textarea></label>' +
-    '<button type="submit">Send</button></form>' +
+    '<button type="submit">Send</button><button class="stop" type="button" hidden>Stop</button></form>' +
     "</section>";
   host.style.setProperty("--c", color);
   host.style.setProperty("--t", textColor);
 
   var $ = function (selector) { return root.querySelector(selector); };
   var bubble = $(".bubble"), panel = $(".panel"), log = $(".log"), chips = $(".chips");
-  var form = $("form"), input = $("textarea"), send = $("form button");
+  var form = $("form"), input = $("textarea"), send = $("form button"), stop = $(".stop");
   var consent = $(".consent"), consentBox = $(".consent input");
   $("header h2").textContent = title;
   panel.setAttribute("aria-label", title);
@@ -144,6 +206,7 @@
   var config = null;
   var started = false;
   var sending = false;
+  var current = null;  // the turn being answered
 
   if (consentText) {
     consent.hidden = false;
@@ -164,14 +227,17 @@
   function add(kind, text) {
     var item = document.createElement("div");
     item.className = "msg " + kind;
-    item.textContent = text;
+    item.appendChild(document.createTextNode(text));
     log.appendChild(item);
     log.scrollTop = log.scrollHeight;
     return item;
   }
 
   function addAnswer(text, messageId) {
-    var item = add("assistant", text);
+    return addTools(add("assistant", text), messageId);
+  }
+
+  function addTools(item, messageId) {
     if (messageId && config && config.features && config.features.feedback) {
       var tools = document.createElement("div");
       tools.className = "tools";
@@ -255,6 +321,54 @@
     });
   }
 
+  // An answer on screen as it is written: its bubble appears with the first event, and text only ever grows
+  // at its end (or is replaced whole), so nothing above it moves.
+  function Turn() {
+    this.item = null;
+    this.text = "";
+    this.stopped = false;
+  }
+  Turn.prototype.begin = function (start) {
+    this.start = start;
+    save("session", start.sessionId);
+    this.item = add("assistant", "");
+    this.item.setAttribute("aria-busy", "true");
+    stop.hidden = false;
+  };
+  Turn.prototype.write = function (text) {
+    var following = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
+    this.text = text;
+    this.item.firstChild.data = text;
+    if (following) log.scrollTop = log.scrollHeight;  // a visitor who scrolled up to read stays put
+  };
+  Turn.prototype.finish = function (messageId) {
+    stop.hidden = true;
+    if (!this.item) return;
+    this.item.removeAttribute("aria-busy");
+    addTools(this.item, messageId);
+  };
+
+  function stopAnswer() {
+    var turn = current;
+    if (!turn || !turn.item || turn.stopped) return;
+    turn.stopped = true;
+    turn.controller.abort();
+    if (turn.start.taskId) {
+      call("POST", "/v1/chat/stop", { sessionId: turn.start.sessionId, taskId: turn.start.taskId }).catch(function () {});
+    }
+    turn.finish(turn.start.messageId);
+    add("notice", MESSAGES.stopped);
+  }
+
+  function postTurn(body, key) {
+    var post = function () { return call("POST", "/v1/chat", body, { "Idempotency-Key": key }); };
+    return post().catch(function (error) {
+      // One quiet retry on a dropped connection: the Idempotency-Key makes it safe.
+      if (error.kind === "offline" && navigator.onLine !== false) return post();
+      throw error;
+    });
+  }
+
   function ask(text) {
     text = (text || "").trim();
     if (!text || sending) return;
@@ -271,19 +385,30 @@
     var session = load("session");
     if (session) body.sessionId = session;
     var key = newKey();
-    var post = function () { return call("POST", "/v1/chat", body, { "Idempotency-Key": key }); };
-    post().catch(function (error) {
-      // One quiet retry on a dropped connection: the Idempotency-Key makes it safe.
-      if (error.kind === "offline" && navigator.onLine !== false) return post();
-      throw error;
-    }).then(function (answer) {
+    var turn = current = new Turn();
+    var answered = !streaming ? postTurn(body, key) : streamTurn(body, key, turn).catch(function (error) {
+      if (!error.fallback) throw error;
+      return postTurn(body, key);
+    });
+    answered.then(function (answer) {
+      if (!answer) return;  // stopped: what was written stays
       save("session", answer.sessionId);
-      addAnswer(answer.answer, answer.messageId);
+      if (turn.item) {
+        turn.write(answer.answer);
+        turn.finish(answer.messageId);
+      } else {
+        addAnswer(answer.answer, answer.messageId);
+      }
       if (config && config.features && config.features.suggestions && answer.messageId) {
         var query = "?sessionId=" + encodeURIComponent(answer.sessionId) + "&messageId=" + encodeURIComponent(answer.messageId);
         call("GET", "/v1/suggested" + query).then(function (data) { showChips(data.questions); }, function () {});
       }
-    }, notice).then(function () {
+    }, function (error) {
+      if (!turn.stopped) turn.finish(turn.start && turn.start.messageId);
+      notice(error);
+    }).then(function () {
+      current = null;
+      stop.hidden = true;
       sending = false;
       updateSend();
       input.focus();
@@ -321,6 +446,7 @@
   bubble.addEventListener("click", function () { panel.hidden ? open() : close(); });
   $(".close").addEventListener("click", close);
   $(".erase").addEventListener("click", erase);
+  stop.addEventListener("click", stopAnswer);
   panel.addEventListener("keydown", function (event) { if (event.key === "Escape") close(); });
   form.addEventListener("submit", function (event) { event.preventDefault(); ask(input.value); });
   input.addEventListener("keydown", function (event) {

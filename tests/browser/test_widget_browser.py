@@ -37,6 +37,8 @@ def servers():
         # A long conversation is seeded at full speed; budgets are the integration tests' subject.
         "RATE_LIMIT_SESSION_PER_MINUTE": "0",
         "RATE_LIMIT_IP_PER_MINUTE": "0",
+        # Streamed answers come a few characters every 50 ms, so a long one takes seconds to write.
+        "SIMULATED_STREAM_DELAY": "0.05",
     }
     with local_server(env, demo_port=demo_port) as relay:
         yield {
@@ -168,3 +170,65 @@ def test_a_page_on_another_origin_cannot_use_the_relay(page, servers):
         urllib.request.urlopen(request, timeout=5)
     assert refused.value.code == 403
     assert json.loads(refused.value.read())["error"]["code"] == "origin_not_allowed"
+
+
+LONG_QUESTION = (
+    "Please tell me, branch by branch, when each of your shops opens and closes on weekdays and weekends"
+)
+LONG_ANSWER = f"Turn 1: you said '{LONG_QUESTION}'"
+LAST_ANSWER = (
+    f"() => {{ const a = [...{SHADOW}.querySelectorAll('.assistant')].pop();"
+    " return a ? a.firstChild.data : ''; }"
+)
+
+
+def ask_long_question(page, servers):
+    page.goto(servers["allowed"])
+    open_chat(page)
+    page.check(".consent input")
+    page.fill("textarea", LONG_QUESTION)
+    page.keyboard.press("Enter")
+
+
+def test_an_answer_appears_word_by_word_before_the_app_has_finished_writing_it(page, servers):
+    ask_long_question(page, servers)
+    # Some of the answer is on screen while the simulated app is still writing the rest.
+    half = len(LONG_ANSWER) // 2
+    page.wait_for_function(
+        f"() => {{ const t = ({LAST_ANSWER})(); return t.startsWith('Turn 1') && t.length < {half}; }}"
+    )
+    assert page.is_visible(".stop")
+    page.wait_for_selector(f".assistant >> text={LONG_ANSWER}")
+    page.wait_for_selector(".stop", state="hidden")
+    page.wait_for_selector("button[aria-label=Helpful]")  # feedback works on a streamed answer
+
+
+def test_stop_ends_the_answer_and_the_apps_run(page, servers):
+    ask_long_question(page, servers)
+    page.wait_for_function(f"() => ({LAST_ANSWER})().startsWith('Turn 1')")
+    with page.expect_response("**/v1/chat/stop") as stopped:
+        page.click(".stop")
+    assert stopped.value.status == 200
+    page.wait_for_selector(".notice >> text=Stopped.")
+    shown = page.evaluate(LAST_ANSWER)
+    page.wait_for_timeout(2_000)  # longer than the rest of the answer would take to write
+    assert page.evaluate(LAST_ANSWER) == shown and len(shown) < len(LONG_ANSWER)
+    # Dify stopped writing: the conversation keeps the answer as far as it got.
+    page.reload()
+    open_chat(page)
+    page.wait_for_selector(f".visitor >> text={LONG_QUESTION}")
+    restored = page.evaluate(LAST_ANSWER)
+    assert restored.startswith("Turn 1") and len(restored) < len(LONG_ANSWER)
+
+
+def test_the_widget_falls_back_to_whole_answers_when_streaming_fails_before_the_first_event(page, servers):
+    page.route("**/v1/chat/stream", lambda route: route.abort())
+    page.goto(servers["allowed"])
+    open_chat(page)
+    page.check(".consent input")
+    page.fill("textarea", "Is anyone there?")
+    with page.expect_response("**/v1/chat") as whole:
+        page.keyboard.press("Enter")
+    assert whole.value.status == 200
+    page.wait_for_selector(".assistant >> text=Turn 1: you said 'Is anyone there?'")
+    assert page.locator(".notice").count() == 0
