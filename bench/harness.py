@@ -92,19 +92,20 @@ def report(data: dict) -> None:
     os.write(1, (json.dumps(data) + "\n").encode())
 
 
-_TEMPLATE: dict | None = None
+_TEMPLATES: dict[str, dict] = {}
 
 
-def chat_event(body: dict, *, headers: dict[str, str] | None = None) -> dict:
-    """An API Gateway REST proxy event for POST /v1/chat, shaped like events/chat_first_turn.json."""
+def chat_event(body: dict, *, headers: dict[str, str] | None = None, stream: bool = False) -> dict:
+    """An API Gateway REST proxy event for POST /v1/chat (or /v1/chat/stream), shaped like the checked-in
+    events/chat_first_turn.json (events/chat_stream.json)."""
     import copy
     import json
 
-    global _TEMPLATE
-    if _TEMPLATE is None:
-        with open(os.path.join(EVENTS, "chat_first_turn.json")) as source:
-            _TEMPLATE = json.load(source)
-    event = copy.deepcopy(_TEMPLATE)
+    name = "chat_stream.json" if stream else "chat_first_turn.json"
+    if name not in _TEMPLATES:
+        with open(os.path.join(EVENTS, name)) as source:
+            _TEMPLATES[name] = json.load(source)
+    event = copy.deepcopy(_TEMPLATES[name])
     event["body"] = json.dumps(body)
     for name, value in (headers or {}).items():
         event["headers"][name] = value

@@ -6,7 +6,8 @@
 
 Figures: (1) warm overhead of a handler turn over a direct Dify call, and the store calls per turn, in memory
 and in DynamoDB; (2) cold start; (3) memory over many turns; (4) agent stream assembly rate; (5) package
-sizes; then the cost of 1M turns at list prices. Every child process measures one thing; Dify and the AWS APIs
+sizes; (6) a streamed turn's first event over the simulator's, and the relay's own work per streamed event;
+then the cost of 1M turns at list prices. Every child process measures one thing; Dify and the AWS APIs
 answer on loopback from a process of their own (bench/loopback.py).
 
 The exit status is 0 when every figure was measured, whether or not it met its budget (`--strict`: 1 when any
@@ -48,6 +49,7 @@ BUDGET_PEAK_RSS_MIB = 80.0  # Lambda's "MB" are MiB: fits a 128 MB function with
 BUDGET_RSS_GROWTH_KIB = 512  # "no growth": allocator noise only (well under 1 KiB per turn over 900 turns)
 BUDGET_EVENTS_PER_S = 100_000
 BUDGET_LINEARITY = 1.20
+BUDGET_FIRST_EVENT_MS = 2.0  # a streamed turn's first bytes, over the simulator's own first event (median)
 BUDGET_COUNTER_WRITES = 2  # per turn: session and client IP, each minute and day in one item
 LAMBDA_UNZIPPED_LIMIT = 250 * MIB  # function and all its layers, unzipped (Lambda quota)
 LAMBDA_ZIPPED_LIMIT = 50 * MIB  # a zip uploaded directly (Lambda quota)
@@ -64,10 +66,11 @@ class Counts:
     memory_turns: int
     stream_plan: tuple[tuple[int, int], ...]  # (events, repeats)
     all_variants: bool
+    streamed_pairs: int
 
 
-FULL = Counts(2000, 200, 10, 3, 1000, ((1_000, 60), (10_000, 12), (100_000, 3)), True)
-QUICK = Counts(200, 40, 3, 1, 200, ((1_000, 10), (10_000, 3), (100_000, 1)), False)
+FULL = Counts(2000, 200, 10, 3, 1000, ((1_000, 60), (10_000, 12), (100_000, 3)), True, 1000)
+QUICK = Counts(200, 40, 3, 1, 200, ((1_000, 10), (10_000, 3), (100_000, 1)), False, 100)
 
 
 @dataclass
@@ -522,6 +525,52 @@ def stream(results: Results, layout, counts: Counts) -> None:
     results.data["stream"] = {"python": report["python"], "results": report["results"], "linearity": ratio}
 
 
+# ---------------------------------------------------------------- 6. streamed turns
+
+
+def streamed(results: Results, layout, loopback: Loopback, counts: Counts) -> None:
+    pairs = counts.streamed_pairs
+    log(f"6. streamed turns: {pairs} interleaved pairs to the first event; 1,000 and 10,000 canned events")
+    env = harness.relay_env(loopback.dify_url, loopback.aws_url, dynamodb=False, unlimited=True)
+    env["KEY_CACHE_SECONDS"] = "86400"
+    report, _ = child(
+        layout, "child_streamed.py", str(pairs), str(pairs // 10), "20", "1000", "10000", env=env, timeout=600
+    )
+    figure = "6 streamed turn"
+    relay_ms = [s * 1000 for s in report["ttfb"]["relay_s"]]
+    direct_ms = [s * 1000 for s in report["ttfb"]["direct_s"]]
+    overhead = [r - d for r, d in zip(relay_ms, direct_ms, strict=True)]
+    median = statistics.median(overhead)
+    results.row(
+        figure,
+        f"first event, relay - direct, median of {len(overhead)} pairs",
+        ms(median),
+        f"≤ {BUDGET_FIRST_EVENT_MS:g} ms",
+        median <= BUDGET_FIRST_EVENT_MS,
+    )
+    results.row(figure, "first event, p99 of the pairs", ms(quantile(overhead, 0.99)))
+    results.detail(
+        f"6. First event: through the relay {ms(statistics.median(relay_ms))} median, straight from the "
+        f"simulator {ms(statistics.median(direct_ms))} (to its first data event, on a kept-alive connection)."
+    )
+    for result in report["per_event"]:
+        events = result["events"]
+        whole_us = statistics.median(result["whole_s"]) / events * 1e6
+        client_us = statistics.median(result["client_s"]) / events * 1e6
+        results.row(
+            figure, f"relay's own work per event, {events:,} events", f"{whole_us - client_us:.1f} µs"
+        )
+        results.detail(
+            f"6. {events:,} events: {whole_us:.1f} µs per event through the handler, of which reading and "
+            f"assembling Dify's stream {client_us:.1f} µs; {result['bytes_out'] / MIB:.1f} MiB written."
+        )
+    results.data["streamed"] = {
+        "python": report["python"],
+        "ttfb": report["ttfb"],
+        "per_event": report["per_event"],
+    }
+
+
 # ---------------------------------------------------------------- 5. package
 
 
@@ -734,6 +783,7 @@ def main(argv: list[str] | None = None) -> int:
             dynamodb_calls(results, loopback)
             cold_start(results, layout, loopback, counts)
             memory(results, layout, loopback, counts)
+            streamed(results, layout, loopback, counts)
         stream(results, layout, counts)
         package(results, workdir)
     costs(results)

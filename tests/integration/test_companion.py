@@ -230,6 +230,8 @@ def test_the_served_openapi_document_is_the_checked_in_one(relay):
     assert served == json.loads((ROOT / "docs" / "openapi.json").read_text()) == document()
     assert set(served["paths"]) == {
         "/v1/chat",
+        "/v1/chat/stream",
+        "/v1/chat/stop",
         "/v1/config",
         "/v1/feedback",
         "/v1/suggested",

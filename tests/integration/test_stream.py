@@ -16,6 +16,7 @@ from local.dify_simulator import App, Fault
 from relay import sse
 from tests.conftest import DIFY_KEY
 from tests.integration.conftest import ORIGIN, set_origin
+from tests.support import check_schema
 
 LONG_QUESTION = "Tell me everything about the opening hours of every branch, in detail. " * 3
 
@@ -75,6 +76,14 @@ def test_a_streamed_answer_starts_grows_and_ends_with_what_the_json_route_answer
     assert end["answer"].startswith("Turn 1: you said 'When are you open?'")
     assert (end["sessionId"], end["conversationId"]) == (start["sessionId"], start["conversationId"])
     assert end["sources"][0]["title"] == "Hours" and "usage" in end
+    documented = {
+        "start": "StreamStart",
+        "delta": "StreamText",
+        "sources": "StreamSources",
+        "end": "ChatAnswer",
+    }
+    for name, data in events:
+        check_schema(documented[name], data)
     # The next turn continues the same conversation.
     again = stream.events({"message": "And on Sunday?", "sessionId": start["sessionId"]})
     assert again[-1][1]["conversationId"] == start["conversationId"]

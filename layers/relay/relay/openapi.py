@@ -193,6 +193,32 @@ SCHEMAS["StreamSources"]["properties"]["sources"] = copy.deepcopy(
     SCHEMAS["ChatAnswer"]["properties"]["sources"]
 )
 
+# One event of the stream as OpenAPI 3.2 models Server-Sent Events ({event, data, id, retry}); data is JSON.
+_STREAM_EVENT = {
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {
+                "event": {"const": name},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": _ref(schema),
+                },
+            },
+            "required": ["event", "data"],
+        }
+        for name, schema in (
+            ("start", "StreamStart"),
+            ("delta", "StreamText"),
+            ("replace", "StreamText"),
+            ("sources", "StreamSources"),
+            ("end", "ChatAnswer"),
+            ("error", "Error"),
+        )
+    ]
+}
+
 _STREAM = """Server-Sent Events, each `event: <name>` with one JSON `data:` line:
 
 - `start` (StreamStart): the session and Dify's ids, once Dify has taken the turn;
@@ -295,7 +321,7 @@ def document(allowed_inputs: frozenset[str] = frozenset()) -> dict:
                     {
                         "200": {
                             "description": _STREAM,
-                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                            "content": {"text/event-stream": {"schema": _STREAM_EVENT}},
                         }
                     },
                     body="ChatRequest",
