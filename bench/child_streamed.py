@@ -22,8 +22,6 @@ import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 
-import urllib3  # noqa: E402
-
 sys.path.insert(1, os.path.join(harness.ROOT, "functions", "stream"))
 
 import stream_app  # noqa: E402
@@ -66,30 +64,13 @@ def sessions() -> tuple[list[str], dict[str, str]]:
 
 session_ids, conversations = sessions()
 events = {sid: harness.chat_event({"message": MESSAGE, "sessionId": sid}, stream=True) for sid in session_ids}
-http = urllib3.PoolManager(maxsize=4)
-url = stream_app.settings.dify_api_url + "/chat-messages"
-headers = {"Authorization": f"Bearer {harness.DIFY_KEY}", "Content-Type": "application/json"}
-timeout = urllib3.Timeout(connect=stream_app.settings.connect_timeout, read=stream_app.settings.read_timeout)
-bodies = {
-    sid: json.dumps(
-        {
-            "user": sid,
-            "response_mode": "streaming",
-            "query": MESSAGE,
-            "conversation_id": conversations[sid],
-            "inputs": {},
-        }
-    ).encode()
-    for sid in session_ids
-}
+dify_direct = harness.DirectDify(stream_app.settings, MESSAGE, conversations, "streaming")
 
 
 def direct(sid: str) -> float:
     """Seconds until the simulator's first whole data event."""
     started = clock()
-    response = http.request(
-        "POST", url, body=bodies[sid], headers=headers, timeout=timeout, retries=False, preload_content=False
-    )
+    response = dify_direct.post(sid, preload_content=False)
     received, elapsed = b"", None
     for chunk in response.stream(READ_BYTES):
         received += chunk

@@ -19,8 +19,6 @@ import json  # noqa: E402
 import sys  # noqa: E402
 from collections import Counter  # noqa: E402
 
-import urllib3  # noqa: E402
-
 from local.apigw import LambdaContext  # noqa: E402
 from relay import limits, sessions  # noqa: E402
 
@@ -75,27 +73,11 @@ continued_turn_calls = [calls_of(lambda sid=sid: turn(events[sid]))[0] for sid i
 for owner, name, original in originals:
     setattr(owner, name, original)
 
-# The direct call: what the relay sends for a continued turn, by the same client library.
-http = urllib3.PoolManager(maxsize=4)
-url = app.settings.dify_api_url + "/chat-messages"
-headers = {"Authorization": f"Bearer {harness.DIFY_KEY}", "Content-Type": "application/json"}
-timeout = urllib3.Timeout(connect=app.settings.connect_timeout, read=app.settings.read_timeout)
-bodies = {
-    sid: json.dumps(
-        {
-            "user": sid,
-            "response_mode": "blocking",
-            "query": MESSAGE,
-            "conversation_id": conversations[sid],
-            "inputs": {},
-        }
-    ).encode()
-    for sid in session_ids
-}
+dify = harness.DirectDify(app.settings, MESSAGE, conversations, "blocking")
 
 
 def direct(sid: str) -> dict:
-    response = http.request("POST", url, body=bodies[sid], headers=headers, timeout=timeout, retries=False)
+    response = dify.post(sid)
     if response.status != 200:
         raise RuntimeError(f"Dify answered {response.status}")
     return json.loads(response.data)

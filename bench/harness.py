@@ -113,6 +113,44 @@ def chat_event(body: dict, *, headers: dict[str, str] | None = None, stream: boo
     return event
 
 
+class DirectDify:
+    """What the relay sends Dify for a continued turn, sent straight to the simulator by the same client
+    library: the baseline the relay's figures are measured against."""
+
+    def __init__(self, settings, message: str, conversations: dict[str, str], response_mode: str) -> None:
+        import json
+
+        import urllib3
+
+        self.http = urllib3.PoolManager(maxsize=4)
+        self.url = settings.dify_api_url + "/chat-messages"
+        self.headers = {"Authorization": f"Bearer {DIFY_KEY}", "Content-Type": "application/json"}
+        self.timeout = urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout)
+        self.bodies = {
+            session: json.dumps(
+                {
+                    "user": session,
+                    "response_mode": response_mode,
+                    "query": message,
+                    "conversation_id": conversation,
+                    "inputs": {},
+                }
+            ).encode()
+            for session, conversation in conversations.items()
+        }
+
+    def post(self, session: str, **options):
+        return self.http.request(
+            "POST",
+            self.url,
+            body=self.bodies[session],
+            headers=self.headers,
+            timeout=self.timeout,
+            retries=False,
+            **options,
+        )
+
+
 def rss_kib(field: str = "VmRSS") -> int:
     """A memory figure of this process from /proc/self/status, in KiB (VmRSS: now; VmHWM: its peak)."""
     with open("/proc/self/status") as status:
