@@ -28,7 +28,8 @@ UV_INSTALL = $(UV) pip install --quiet --require-hashes
 PYTHON_EXE = $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
 .PHONY: local test lint pytest chromium template audit workflows build build-check lock clean bench \
-	python-check setup-check fuzz abuse
+	python-check setup-check fuzz abuse build-RelayFunction build-StreamFunction build-RelayCodeLayer \
+	build-DependenciesLayer
 
 python-check:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
@@ -153,6 +154,32 @@ workflows: $(AUDIT_READY)
 # Without pyenv (e.g. GitHub's runners) PYENV_VERSION is ignored and python3.13 comes from PATH.
 build: $(READY)
 	PATH="$(CURDIR)/$(BIN):$$PATH" PYENV_VERSION=$(SAM_PYENV) $(BIN)/sam build
+
+# What `sam build` runs for each function and layer (BuildMethod: makefile, ContextPath: .): the code into
+# $(ARTIFACTS_DIR) with its byte-code compiled by python3.13, the runtime's Python. Lambda's /var/task and /opt
+# are read-only, so code shipped without .pyc is compiled again on every cold start. unchecked-hash .pyc are
+# used whatever the files' times become in the zip. Make runs these in SAM's copy of the resource's directory.
+ROOT := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
+PY313 := python3.13
+COMPILED = find $(ARTIFACTS_DIR) -name __pycache__ -prune -exec rm -rf {} + && \
+	$(PY313) -m compileall -q -j 0 --invalidation-mode unchecked-hash $(ARTIFACTS_DIR)
+
+build-RelayFunction build-StreamFunction:
+	cp -Rp . $(ARTIFACTS_DIR)
+	$(COMPILED)
+
+build-RelayCodeLayer:
+	mkdir -p $(ARTIFACTS_DIR)/python
+	cp -Rp relay $(ARTIFACTS_DIR)/python/
+	$(COMPILED)
+
+build-DependenciesLayer:
+	$(MAKE) --no-print-directory -C $(ROOT) $(UV)
+	$(ROOT)$(UV) pip install --quiet --require-hashes --no-deps --only-binary :all: --no-compile \
+		--python-platform aarch64-manylinux2014 --python-version 3.13 --target $(ARTIFACTS_DIR)/python \
+		-r requirements.txt
+	rm -rf $(ARTIFACTS_DIR)/python/bin $(ARTIFACTS_DIR)/python/.lock  # console scripts; uv's lock file
+	$(COMPILED)
 
 # `make test` runs `sam build` too (seconds) wherever the function's runtime, python3.13, is found;
 # without it the build is skipped with a notice, and ci.yml's build step still runs it.

@@ -1,13 +1,15 @@
 """A Lambda-like layout on this machine, for the measurements that depend on what is importable and compiled:
 
-    task/            the function code (functions/relay) and the relay package it shares with the streaming
+    task-pyc/        the function code (functions/relay) and the relay package it shares with the streaming
                      function (layers/relay, /opt/python on Lambda; here beside the handler: importing it
-                     costs the same), without __pycache__, as `sam build` ships them (copied into a
-                     directory of the run's own: it is what is being measured)
-    opt/python/      the layer: layers/deps/requirements.txt installed without byte-code, as `sam build` does
+                     costs the same), byte-compiled as `sam build` ships them (the Makefile's build rules:
+                     unchecked-hash .pyc by python3.13), copied into a directory of the run's own: it is what
+                     is being measured
+    opt-pyc/python/  the layer: layers/deps/requirements.txt installed and byte-compiled the same way
     runtime/         the AWS SDK the python3.13 runtime provides (boto3, botocore and their dependencies, at
                      the versions requirements/dev.txt locks), byte-compiled like a runtime's own packages
-    task-pyc/, opt-pyc/   the same function code and layer, byte-compiled (what precompiling would give)
+    task/, opt/      the same function code and layer without byte-code (as they shipped before the build
+                     compiled them), for comparison
 
 searched in Lambda's order (task, layer, runtime) by an interpreter started with -S (no site-packages) and -B
 (nothing written: /var/task and /opt are read-only on Lambda). The interpreter is python3.13 when this machine
@@ -53,8 +55,8 @@ class Layout:
     python: str  # the interpreter's real path
     version: str  # e.g. "3.13.0"
     flags: tuple[str, ...]
-    bench_path: str  # function code, layer, runtime SDK (os.pathsep-separated)
-    bench_path_pyc: str | None = None  # the same, byte-compiled
+    bench_path: str  # function code, layer, runtime SDK (os.pathsep-separated), as shipped
+    bench_path_source: str | None = None  # the same without byte-code
 
     def command(self, *args: str) -> list[str]:
         return [self.python, *self.flags, *args]
@@ -120,6 +122,38 @@ def install_locked(python: str, target: Path, requirements: Path, *extra: str) -
         capture_output=True,
         text=True,
     )
+
+
+# Where pyenv is used, python3.13 is on PATH with the Makefile's SAM_PYENV (as `make build` sets it).
+SAM_PYENV = {"PYENV_VERSION": os.environ.get("PYENV_VERSION") or "3.11.7:3.13.0"}
+
+
+def sam_built(name: str, source: Path, artifacts: Path) -> Path:
+    """What `sam build` ships for template resource `name` (BuildMethod: makefile): the Makefile's
+    build-<name> rule run as SAM runs it, in a copy of the resource's directory with ARTIFACTS_DIR set."""
+    scratch = artifacts.with_name(artifacts.name + "-scratch")
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(artifacts, ignore_errors=True)
+    shutil.copytree(source, scratch, ignore=shutil.ignore_patterns("__pycache__"))
+    artifacts.mkdir(parents=True)
+    done = subprocess.run(  # noqa: S603 - the project's own Makefile
+        [
+            shutil.which("make") or "/usr/bin/make",
+            "--no-print-directory",
+            "-f",
+            str(ROOT / "Makefile"),
+            f"build-{name}",
+        ],
+        cwd=scratch,
+        env=os.environ | SAM_PYENV | {"ARTIFACTS_DIR": str(artifacts)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    shutil.rmtree(scratch, ignore_errors=True)
+    if done.returncode != 0:
+        raise subprocess.CalledProcessError(done.returncode, f"make build-{name}", done.stdout, done.stderr)
+    return artifacts
 
 
 def _compile(python: str, directory: Path) -> None:
@@ -189,8 +223,8 @@ def build(python: str, workdir: Path, log=print) -> Layout:
         python=python,
         version=version,
         flags=("-S", "-B"),
-        bench_path=search_path("task", "opt"),
-        bench_path_pyc=search_path("task-pyc", "opt-pyc"),
+        bench_path=search_path("task-pyc", "opt-pyc"),
+        bench_path_source=search_path("task", "opt"),
     )
 
 

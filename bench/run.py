@@ -352,10 +352,12 @@ def parse_importtime(stderr: str) -> tuple[int, dict[str, int], dict[str, int], 
 
 def cold_start(results: Results, layout, loopback: Loopback, counts: Counts) -> None:
     env = harness.relay_env(loopback.dify_url, loopback.aws_url, dynamodb=True)
-    first_label = "layer as built (no .pyc)" if layout.bench_path_pyc else VENV_LABEL
+    first_label = "as built (byte-code compiled by sam build)" if layout.bench_path_source else VENV_LABEL
     variants = [(first_label, layout, layout.bench_path, True)]
-    if counts.all_variants and layout.bench_path_pyc:
-        variants.append(("layer and code precompiled (.pyc)", layout, layout.bench_path_pyc, False))
+    if counts.all_variants and layout.bench_path_source:
+        variants.append(
+            ("without byte-code (compiled on every cold start)", layout, layout.bench_path_source, False)
+        )
     if counts.all_variants and layout.name != "venv":
         venv = lambda_layout.venv_layout()
         variants.append((VENV_LABEL, venv, venv.bench_path, False))
@@ -575,49 +577,40 @@ def streamed(results: Results, layout, loopback: Loopback, counts: Counts) -> No
 
 
 def zip_size(directory: Path, prefix: str = "") -> tuple[int, int, int]:
-    """(files, unzipped bytes, zipped bytes) of a directory as a deflated zip, __pycache__ left out."""
+    """(files, unzipped bytes, zipped bytes) of a directory as a deflated zip."""
     buffer, files, unzipped = io.BytesIO(), 0, 0
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(directory.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            if path.is_file():
                 archive.write(path, prefix + str(path.relative_to(directory)))
                 files += 1
                 unzipped += path.stat().st_size
     return files, unzipped, len(buffer.getvalue())
 
 
-def install_layer(target: Path) -> None:
-    """The layer as `sam build` makes it for the function: manylinux2014_aarch64 and CPython 3.13,
-    wheels only, no byte-code."""
-    lambda_layout.install_locked(
-        sys.executable,
-        target,
-        lambda_layout.LAYER_REQUIREMENTS,
-        "--python-platform",
-        "aarch64-manylinux2014",
-        "--python-version",
-        "3.13",
-        "--only-binary",
-        ":all:",
-    )
-
-
 def package(results: Results, workdir: Path) -> None:
-    log("5. package sizes: function code, and the layer installed for manylinux2014_aarch64 / cp313")
+    log("5. package sizes: function code, relay layer and dependencies layer, as sam build makes them")
     figure = "5 package"
-    files, handler_unzipped, handler_zipped = zip_size(Path(harness.RELAY))
-    shared_files, shared_unzipped, shared_zipped = zip_size(Path(harness.SHARED), "python/")
+    try:
+        handler = lambda_layout.sam_built("RelayFunction", Path(harness.RELAY), workdir / "RelayFunction")
+        shared = lambda_layout.sam_built("RelayCodeLayer", Path(harness.SHARED), workdir / "RelayCodeLayer")
+    except subprocess.CalledProcessError as error:
+        results.errors.append(f"5 package: the function could not be built ({error.stderr.strip()[-300:]})")
+        return
+    files, handler_unzipped, handler_zipped = zip_size(handler)
+    shared_files, shared_unzipped, shared_zipped = zip_size(shared)
     files += shared_files
     code_unzipped, code_zipped = handler_unzipped + shared_unzipped, handler_zipped + shared_zipped
     results.row(
         figure,
-        f"function code (functions/relay and the layers/relay package, {files} files)",
+        f"function code and relay layer, byte-code included ({files} files)",
         f"{code_zipped / 1024:.0f} KiB zipped, {code_unzipped / 1024:.0f} KiB unzipped",
     )
-    target = workdir / "layer" / "python"
     try:
-        install_layer(target)
-        how = "arm64, py3.13"
+        target = lambda_layout.sam_built(
+            "DependenciesLayer", lambda_layout.LAYER_REQUIREMENTS.parent, workdir / "deps"
+        )
+        target, how = target / "python", "arm64, py3.13, byte-code included"
     except subprocess.CalledProcessError as error:
         built = ROOT / ".aws-sam" / "build" / "DependenciesLayer" / "python"
         if not built.is_dir():
