@@ -21,12 +21,12 @@ IMPORTED = time.monotonic()
 
 from local.apigw import LambdaContext  # noqa: E402 - after the handler: not part of its import
 
-# Time spent building boto3 clients during the first turn (the relay creates them on first use).
+# Time spent building AWS clients during the first turn (the relay creates them on first use).
 client_seconds = []
-if "boto3" in sys.modules:
-    import boto3.session
+if "botocore.session" in sys.modules:
+    import botocore.session
 
-    build_client = boto3.session.Session.client
+    build_client = botocore.session.Session.create_client
 
     def timed_client(*args, **kwargs):
         started = time.monotonic()
@@ -35,7 +35,7 @@ if "boto3" in sys.modules:
         finally:
             client_seconds.append(time.monotonic() - started)
 
-    boto3.session.Session.client = timed_client
+    botocore.session.Session.create_client = timed_client
 
 first = harness.chat_event({"message": "Hello! What can you do?", "sessionId": "bench-cold-session-1"})
 second = harness.chat_event({"message": "Tell me more.", "sessionId": "bench-cold-session-1"})
@@ -55,8 +55,8 @@ harness.report(
         "answered": ANSWERED,
         "second_answered": SECOND,
         "status": [status_first, status_second],
-        "boto3_clients": len(client_seconds),
-        "boto3_client_s": sum(client_seconds),
+        "aws_clients": len(client_seconds),
+        "aws_client_s": sum(client_seconds),
         "modules": len(sys.modules),
     }
 )

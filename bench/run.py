@@ -379,8 +379,8 @@ def cold_start(results: Results, layout, loopback: Loopback, counts: Counts) -> 
                     "import_ms": (report["imported"] - report["before_import"]) * 1000,
                     "first_turn_ms": (report["answered"] - report["first_start"]) * 1000,
                     "second_turn_ms": (report["second_answered"] - report["answered"]) * 1000,
-                    "boto3_client_ms": report["boto3_client_s"] * 1000,
-                    "boto3_clients": report["boto3_clients"],
+                    "aws_client_ms": report["aws_client_s"] * 1000,
+                    "aws_clients": report["aws_clients"],
                 }
             )
         summary = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
@@ -404,7 +404,7 @@ def cold_start(results: Results, layout, loopback: Loopback, counts: Counts) -> 
         f"(Python {primary['python']}): "
         f"process start → interpreter ready {ms(primary['interpreter_ms'])}, handler imported "
         f"+{ms(primary['import_ms'])}, first turn answered +{ms(primary['first_turn_ms'])} (of which "
-        f"{primary['boto3_clients']:g} boto3 clients built: {ms(primary['boto3_client_ms'])}); "
+        f"{primary['aws_clients']:g} AWS clients built: {ms(primary['aws_client_ms'])}); "
         f"a second turn then takes {ms(primary['second_turn_ms'])}. (The parent saw the process "
         f"exit {ms(primary['until_exit_ms'])} after starting it: interpreter teardown, which Lambda does "
         "not do per invocation.)"

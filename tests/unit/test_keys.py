@@ -36,7 +36,7 @@ class FakeSecretsClient:
 
 def test_key_is_cached_until_a_refresh_is_asked_for():
     client = FakeSecretsClient(["app-old", "app-new"])
-    keys = SecretsManagerKeyProvider("relay/key", max_age=300, boto3_client=client)
+    keys = SecretsManagerKeyProvider("relay/key", max_age=300, client=client)
     assert keys.get() == "app-old"
     assert keys.get() == "app-old"
     assert client.calls == 1
@@ -46,7 +46,7 @@ def test_key_is_cached_until_a_refresh_is_asked_for():
 
 
 def test_an_unfilled_secret_means_not_configured():
-    keys = SecretsManagerKeyProvider("relay/key", max_age=300, boto3_client=FakeSecretsClient([PLACEHOLDER]))
+    keys = SecretsManagerKeyProvider("relay/key", max_age=300, client=FakeSecretsClient([PLACEHOLDER]))
     with pytest.raises(RelayError) as caught:
         keys.get()
     assert caught.value.kind is ErrorKind.UPSTREAM_REJECTED

@@ -17,9 +17,9 @@ class DynamoDBTable:
     @property
     def client(self):
         if self._client is None:
-            import boto3
+            import botocore.session
 
-            self._client = boto3.client("dynamodb")
+            self._client = botocore.session.get_session().create_client("dynamodb")
         return self._client
 
     @contextmanager

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from aws_lambda_powertools import Logger
@@ -45,33 +47,49 @@ class StaticKeyProvider:
 
 
 class SecretsManagerKeyProvider:
-    """Reads the key from Secrets Manager through Powertools, cached across warm invocations."""
+    """Reads the key from Secrets Manager, cached for `max_age` seconds across warm invocations.
 
-    def __init__(self, secret_id: str, *, max_age: int, boto3_client=None) -> None:
+    A botocore client, not boto3 or Powertools Parameters: both would import boto3 (and s3transfer) into a
+    cold start for one call."""
+
+    def __init__(
+        self, secret_id: str, *, max_age: int, client=None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._secret_id = secret_id
         self._max_age = max_age
-        self._boto3_client = boto3_client
-        self._provider = None
+        self._client = client
+        self._clock = clock
+        self._raw: str | bytes | None = None
+        self._fetched_at: float | None = None
         self._last_good: str | None = None
 
     def get(self, *, refresh: bool = False) -> str:
-        from aws_lambda_powertools.utilities.parameters import GetParameterError, SecretsProvider
+        now = self._clock()
+        if refresh or self._fetched_at is None or now - self._fetched_at >= self._max_age:
+            from botocore.exceptions import BotoCoreError, ClientError
 
-        if self._provider is None:
-            self._provider = SecretsProvider(boto3_client=self._boto3_client)
-        try:
-            raw = self._provider.get(self._secret_id, max_age=self._max_age, force_fetch=refresh)
-        except GetParameterError as error:
-            return self._fallback(error)
-        key = parse_secret(raw)
+            try:
+                self._raw = self._fetch()
+            except (BotoCoreError, ClientError) as error:
+                return self._fallback(error)
+            self._fetched_at = now
+        key = parse_secret(self._raw)
         if key is None:
             raise RelayError(ErrorKind.UPSTREAM_REJECTED, "The assistant is not configured yet.")
         self._last_good = key
         return key
 
+    def _fetch(self) -> str | bytes | None:
+        if self._client is None:
+            import botocore.session
+
+            self._client = botocore.session.get_session().create_client("secretsmanager")
+        secret = self._client.get_secret_value(SecretId=self._secret_id)
+        return secret.get("SecretString", secret.get("SecretBinary"))
+
     def _fallback(self, error: Exception) -> str:
         """Secrets Manager throttled or unreachable: keep answering with the last good key, if any."""
-        reason = type(error.__context__ or error).__name__
+        reason = type(error).__name__
         telemetry.count("KeyFetchFailures")
         if self._last_good is not None:
             logger.warning("Secrets Manager unavailable; using the last good key", extra={"reason": reason})

@@ -17,7 +17,8 @@ from .turns import TurnService
 
 
 class AwsClients:
-    """One boto3 session, one client per service, created on first use and shared by every store."""
+    """One botocore session, one client per service, created on first use and shared by every store (botocore,
+    not boto3: the relay uses low-level clients only, and boto3 would add its own imports to a cold start)."""
 
     def __init__(self) -> None:
         self._session = None
@@ -26,10 +27,10 @@ class AwsClients:
     def __call__(self, service: str):
         if service not in self._clients:
             if self._session is None:
-                import boto3
+                import botocore.session
 
-                self._session = boto3.session.Session()
-            self._clients[service] = self._session.client(service)
+                self._session = botocore.session.get_session()
+            self._clients[service] = self._session.create_client(service)
         return self._clients[service]
 
 
@@ -37,7 +38,7 @@ def key_provider(settings: Settings, aws: AwsClients) -> KeyProvider:
     if settings.dify_api_key_secret:
         secrets = aws("secretsmanager")
         return SecretsManagerKeyProvider(
-            settings.dify_api_key_secret, max_age=settings.key_cache_seconds, boto3_client=secrets
+            settings.dify_api_key_secret, max_age=settings.key_cache_seconds, client=secrets
         )
     return StaticKeyProvider(settings.dify_api_key)
 
