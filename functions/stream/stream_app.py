@@ -7,9 +7,9 @@ is the usual JSON error with its status; after it, an `error` event with the sam
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import chain
 
 from aws_lambda_powertools import Logger
@@ -38,7 +38,7 @@ STREAM_HEADERS = {
 class StreamedResponse:
     status: int
     headers: dict[str, str]
-    body: Iterator[bytes] = field(default_factory=lambda: iter(()))
+    body: Generator[bytes, None, None]
 
 
 def use(shared: wiring.Services) -> None:
@@ -120,4 +120,5 @@ def _refused(error: RelayError, cors: dict[str, str]) -> StreamedResponse:
     telemetry.error(error.kind.code)
     metrics.flush_metrics()
     headers = cors | {"Content-Type": "application/json"} | error.headers()
-    return StreamedResponse(error.kind.status, headers, iter([json.dumps(error.body()).encode()]))
+    body = json.dumps(error.body()).encode()
+    return StreamedResponse(error.kind.status, headers, (chunk for chunk in (body,)))  # closable, as a stream

@@ -112,3 +112,14 @@ def test_a_visitor_leaving_mid_stream_stops_the_simulated_run(local_relay):
         (turn,) = json.loads(reply.read())["turns"]
     assert turn["question"] == question
     assert len(turn["answer"]) < len(f"Turn 1: you said '{question}'")  # Dify stopped writing it
+
+
+def test_a_refused_stream_is_the_json_envelope_and_the_server_keeps_serving(local_relay):
+    url = local_relay()
+    connection, response = open_stream(url, "")
+    assert response.status == 400 and response.getheader("Content-Type") == "application/json"
+    assert json.loads(response.read())["error"]["code"] == "invalid_request"
+    connection.close()
+    connection, response = open_stream(url, "Hello")
+    assert [name for _, name, _ in timed_events(response)][-1] == "end"
+    connection.close()

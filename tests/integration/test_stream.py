@@ -160,6 +160,7 @@ def test_a_refusal_before_the_first_event_is_a_json_error(stream, simulator, bod
     assert response.status == status
     assert response.headers["Content-Type"] == "application/json"
     assert json.loads(b"".join(response.body))["error"]["code"] == code
+    response.body.close()  # what both writers do with every body, streamed or not
     assert not turns_asked(simulator)
 
 
