@@ -1,7 +1,7 @@
 """Lambda entry point: routes of the widget API v1 mapped to the turn and companion services."""
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
@@ -27,7 +27,19 @@ settings = Settings.from_env()
 services = wiring.services(settings)
 turns, companion, repeats = services.turns, services.companion, services.repeats
 origins = OriginPolicy(settings.allowed_origins, require_origin=settings.require_origin)
-app = APIGatewayRestResolver(cors=origins)
+
+
+class PolicyCors(CORSConfig):
+    """The resolver's CORS grants, from the relay's own origin policy."""
+
+    def allowed_origin(self, extracted_origin: str | None) -> str | None:
+        return extracted_origin if extracted_origin and origins.allows(extracted_origin) else None
+
+    def to_dict(self, origin: str | None) -> dict[str, str]:
+        return origins.cors_headers(origin)
+
+
+app = APIGatewayRestResolver(cors=PolicyCors())
 
 
 def enforce_origin(app: APIGatewayRestResolver, next_middleware):

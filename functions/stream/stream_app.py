@@ -49,7 +49,7 @@ def use(shared: wiring.Services) -> None:
 
 def handle(event: dict, context) -> StreamedResponse:
     headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
-    cors = origins.to_dict(headers.get("origin"))
+    cors = origins.cors_headers(headers.get("origin"))
     logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
     try:
         events = _turn(event, headers, context)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import CORSConfig
-
 
 def _split(origin: str) -> tuple[str, str, str]:
     """scheme, host, port (port may be empty)."""
@@ -12,20 +10,32 @@ def _split(origin: str) -> tuple[str, str, str]:
     return scheme.lower(), host.lower(), port
 
 
-class OriginPolicy(CORSConfig):
-    """The allow-list, enforced by the relay itself and used for its CORS grants.
+# What a browser may send and read: Content-Type and Idempotency-Key from the widget, beside the AWS headers
+# API Gateway clients use; Retry-After on refusals.
+ALLOW_HEADERS = ",".join(
+    sorted(
+        {
+            "Authorization",
+            "Content-Type",
+            "X-Amz-Date",
+            "X-Api-Key",
+            "X-Amz-Security-Token",
+            "Idempotency-Key",
+        }
+    )
+)
+CORS_MAX_AGE = 600
+
+
+class OriginPolicy:
+    """The allow-list, enforced by the relay itself and used for its CORS grants (both functions; the JSON
+    function's resolver reads it through app.py's CORSConfig, so the streaming function imports no resolver).
 
     `https://*.example.com` allows any subdomain of example.com, at any depth, over https on the default port;
     it does not allow `https://example.com` itself (list that too if wanted).
     """
 
     def __init__(self, allowed: tuple[str, ...], *, require_origin: bool = False) -> None:
-        super().__init__(
-            allow_origin="*",
-            allow_headers=["Content-Type", "Idempotency-Key"],
-            expose_headers=["Retry-After"],
-            max_age=600,
-        )
         self.require_origin = require_origin
         self._any = "*" in allowed
         self._exact = {origin.lower() for origin in allowed if "*" not in origin}
@@ -50,10 +60,14 @@ class OriginPolicy(CORSConfig):
         """Whether a request may be served: browsers send Origin; other callers only when not required."""
         return self.allows(origin) if origin else not self.require_origin
 
-    def allowed_origin(self, extracted_origin: str | None) -> str | None:
-        return extracted_origin if extracted_origin and self.allows(extracted_origin) else None
-
-    def to_dict(self, origin: str | None) -> dict[str, str]:
+    def cors_headers(self, origin: str | None) -> dict[str, str]:
+        """The CORS grant for a request from `origin`: none unless the origin is allowed."""
         if not origin or not self.allows(origin):
             return {}
-        return super().to_dict(origin) | {"Vary": "Origin"}
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Headers": ALLOW_HEADERS,
+            "Access-Control-Expose-Headers": "Retry-After",
+            "Access-Control-Max-Age": str(CORS_MAX_AGE),
+            "Vary": "Origin",
+        }
