@@ -42,37 +42,51 @@ class SSEParser:
             self._skip_lf = False
             if text[0] == "\n":
                 text = text[1:]
+        if "\r" in text:
+            lines = []
+            start = 0
+            for end in _LINE_END.finditer(text):
+                lines.append(text[start : end.start()])
+                start = end.end()
+            tail = text[start:]
+            self._skip_lf = not tail and text.endswith("\r")
+        else:  # LF only, as most servers write: one split instead of a match per line
+            lines = text.split("\n")
+            tail = lines.pop()
         events: list[Event] = []
-        start = 0
-        for end in _LINE_END.finditer(text):
-            self._partial.append(text[start : end.start()])
-            line = "".join(self._partial)
-            self._partial = []
-            events.extend(self._line(line))
-            start = end.end()
-        if start < len(text):
-            self._partial.append(text[start:])
-        elif text.endswith("\r"):
-            self._skip_lf = True
+        if lines:
+            if self._partial:
+                self._partial.append(lines[0])
+                lines[0] = "".join(self._partial)
+                self._partial = []
+            for line in lines:
+                event = self._line(line)
+                if event is not None:
+                    events.append(event)
+        if tail:
+            self._partial.append(tail)
         return events
 
-    def _line(self, line: str) -> tuple[Event, ...]:
+    def _line(self, line: str) -> Event | None:
         if not line:
             return self._dispatch()
-        if line.startswith(":"):
-            return ()
+        if line[0] == ":":
+            return None
         field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
+        if value[:1] == " ":
+            value = value[1:]
         if field == "data":
             self._data.append(value)
         elif field == "event":
             self._name = value
-        return ()
+        return None
 
-    def _dispatch(self) -> tuple[Event, ...]:
+    def _dispatch(self) -> Event | None:
         name, data = self._name, self._data
+        if not name and not data:
+            return None
         self._name, self._data = "", []
-        return (Event(name or "message", "\n".join(data)),) if name or data else ()
+        return Event(name or "message", "\n".join(data))
 
 
 def parse(chunks: Iterable[bytes]) -> Iterator[Event]:
