@@ -6,7 +6,8 @@
  *
  * data-relay-url (required): the relay's base URL (the stack's ApiUrl output, without /v1).
  * data-title, data-color, data-text-color: the panel's title and colours.
- * data-consent: when set, a checkbox with this text must be ticked before the first message.
+ * data-consent: when set, nothing reaches the relay (no history, no message) until the visitor ticks a checkbox
+ *   with this text; the choice is remembered, and "Forget me" erases the conversation and the choice.
  * data-stream="off": ask for whole answers (POST /v1/chat) instead of streamed ones (POST /v1/chat/stream).
  */
 (function () {
@@ -212,14 +213,20 @@
     consent.hidden = false;
     $(".consent span").textContent = consentText;
     consentBox.checked = load("consent") === "yes";
+    $(".erase").textContent = "Forget me";
     consentBox.addEventListener("change", function () {
       save("consent", consentBox.checked ? "yes" : null);
+      if (agreed() && !panel.hidden) start();
       updateSend();
     });
   }
 
+  function agreed() {
+    return !consentText || consentBox.checked;
+  }
+
   function updateSend() {
-    var needsConsent = consentText && !consentBox.checked && !load("session");
+    var needsConsent = !agreed();
     send.disabled = sending || !!needsConsent;
     send.title = needsConsent ? "Please accept the terms first" : "";
   }
@@ -298,7 +305,7 @@
   }
 
   function start() {
-    if (started) return;
+    if (started || !agreed()) return;
     started = true;
     call("GET", "/v1/config").then(function (data) {
       config = data;
@@ -372,7 +379,7 @@
   function ask(text) {
     text = (text || "").trim();
     if (!text || sending) return;
-    if (consentText && !consentBox.checked && !load("session")) {
+    if (!agreed()) {
       add("notice", "Please tick the box below before your first message.");
       return;
     }
@@ -420,6 +427,10 @@
     var done = function () {
       save("session", null);
       log.textContent = "";
+      if (consentText) {  // forgetting the visitor forgets the consent too
+        save("consent", null);
+        consentBox.checked = false;
+      }
       if (config) {
         if (config.openingStatement) add("assistant", config.openingStatement);
         showChips(config.starterQuestions);

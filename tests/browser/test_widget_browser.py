@@ -76,9 +76,9 @@ def open_chat(page):
 def test_a_visitor_chats_rates_reloads_and_erases(page, servers):
     page.goto(servers["allowed"])
     open_chat(page)
-    page.wait_for_selector(".assistant >> text=Hello! How can I help?")
     assert page.is_disabled("form button")  # consent first
     page.check(".consent input")
+    page.wait_for_selector(".assistant >> text=Hello! How can I help?")
     page.fill("textarea", "Hello from the browser")
     page.keyboard.press("Enter")
     page.wait_for_selector(".assistant >> text=Turn 1: you said 'Hello from the browser'")
@@ -101,12 +101,15 @@ def test_a_visitor_chats_rates_reloads_and_erases(page, servers):
     assert page.locator(".visitor").all_inner_texts() == ["Hello from the browser", "And a second question"]
 
     with page.expect_response("**/v1/session") as erased:
-        page.click(".erase")
+        page.click(".erase >> text=Forget me")
     assert erased.value.status == 204
     page.wait_for_function(f"() => !{SHADOW}.querySelector('.visitor')")
-    assert page.evaluate("() => Object.keys(localStorage).filter(k => k.endsWith(':session'))") == []
+    stored = "() => Object.keys(localStorage).filter(k => k.endsWith(':session') || k.endsWith(':consent'))"
+    assert page.evaluate(stored) == []  # the conversation and the consent are both forgotten
     page.reload()
     open_chat(page)
+    assert not page.is_checked(".consent input")
+    page.check(".consent input")
     page.wait_for_selector(".assistant >> text=Hello! How can I help?")
     assert page.locator(".visitor").count() == 0
 
@@ -153,8 +156,8 @@ def test_the_widget_is_keyboard_accessible(page, servers):
 def test_a_page_on_another_origin_cannot_use_the_relay(page, servers):
     page.goto(servers["other"])
     open_chat(page)
-    page.wait_for_selector(".notice >> text=The assistant could not be reached.")
     page.check(".consent input")
+    page.wait_for_selector(".notice >> text=The assistant could not be reached.")
     page.fill("textarea", "Can I use you from here?")
     page.keyboard.press("Enter")
     page.wait_for_function(f"() => {SHADOW}.querySelectorAll('.notice').length >= 2")
@@ -232,3 +235,25 @@ def test_the_widget_falls_back_to_whole_answers_when_streaming_fails_before_the_
     assert whole.value.status == 200
     page.wait_for_selector(".assistant >> text=Turn 1: you said 'Is anyone there?'")
     assert page.locator(".notice").count() == 0
+
+
+def test_nothing_reaches_the_relay_before_the_visitor_consents(page, servers):
+    relay_requests = []
+    page.on(
+        "request",
+        lambda request: request.url.startswith(servers["relay"]) and relay_requests.append(request.url),
+    )
+    page.goto(servers["allowed"])
+    open_chat(page)
+    page.fill("textarea", "Hello before agreeing")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(1_000)
+    assert relay_requests == [] and page.locator(".assistant").count() == 0
+    page.check(".consent input")
+    page.wait_for_selector(".assistant >> text=Hello! How can I help?")
+    assert [url.removeprefix(servers["relay"]) for url in relay_requests] == ["/v1/config"]
+    # The choice is remembered: after a reload the chat starts without asking again.
+    page.reload()
+    open_chat(page)
+    page.wait_for_selector(".assistant >> text=Hello! How can I help?")
+    assert page.is_checked(".consent input")
