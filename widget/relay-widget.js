@@ -5,7 +5,13 @@
  *           data-title="Ask us" data-color="#0b5fff" data-consent="I agree to the chat terms." defer></script>
  *
  * data-relay-url (required): the relay's base URL (the stack's ApiUrl output, without /v1).
- * data-title, data-color, data-text-color: the panel's title and colours.
+ * Branding: data-title, data-color (primary), data-text-color (text on it), data-accent (focus ring and chips),
+ *   data-theme (light, dark or auto: the visitor's system setting), data-position (right or left),
+ *   data-launcher-label (text on the launcher), data-launcher-icon and data-avatar (image URLs), data-greeting
+ *   (instead of the app's opening statement), data-placeholder, data-font (a CSS font-family).
+ * Animated trigger: data-trigger (pulse, or slide: the launcher slides in), after data-trigger-after seconds or
+ *   once the page is scrolled data-trigger-scroll percent; none when the visitor prefers reduced motion.
+ * Every option may also come from window.DifyRelayConfig ({relayUrl, title, color, ...}); data-* wins.
  * data-consent: when set, nothing reaches the relay (no history, no message) until the visitor ticks a checkbox
  *   with this text; the choice is remembered, and "Forget me" erases the conversation and the choice.
  * data-stream="off": ask for whole answers (POST /v1/chat) instead of streamed ones (POST /v1/chat/stream).
@@ -14,16 +20,17 @@
   "use strict";
 
   var script = document.currentScript;
-  var base = ((script && script.dataset.relayUrl) || "").replace(/\/+$/, "");
+  var options = Object.assign({}, window.DifyRelayConfig || {}, (script && script.dataset) || {});
+  var base = (options.relayUrl || "").replace(/\/+$/, "");
   if (!base) {
     console.error("relay-widget: data-relay-url is required");
     return;
   }
-  var title = script.dataset.title || "Chat with us";
-  var color = script.dataset.color || "#0b5fff";
-  var textColor = script.dataset.textColor || "#ffffff";
-  var consentText = script.dataset.consent || "";
-  var streaming = script.dataset.stream !== "off" && !!(window.ReadableStream && window.AbortController && window.TextDecoder);
+  var title = options.title || "Chat with us";
+  var color = options.color || "#0b5fff";
+  var textColor = options.textColor || "#ffffff";
+  var consentText = options.consent || "";
+  var streaming = options.stream !== "off" && !!(window.ReadableStream && window.AbortController && window.TextDecoder);
   var storeKey = "dify-relay:" + base;
 
   // Icons are inline SVG: no font or emoji support needed, no request to anyone.
@@ -154,11 +161,23 @@
   var root = host.attachShadow({ mode: "open" });
   root.innerHTML =
     "<style>" +
-    ":host{all:initial;font:15px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d1d1f}" +
+    ":host{all:initial;--bg:#fff;--fg:#1d1d1f;--soft:#f1f1f4;--line:#c9c9d1;" +
+    "font:15px/1.4 var(--font,system-ui,-apple-system,Segoe UI,Roboto,sans-serif);color:var(--fg)}" +
+    ":host([data-theme=dark]){--bg:#1c1c1e;--fg:#f2f2f7;--soft:#2c2c2e;--line:#48484a}" +
+    "@media (prefers-color-scheme:dark){:host([data-theme=auto]){--bg:#1c1c1e;--fg:#f2f2f7;--soft:#2c2c2e;--line:#48484a}}" +
+    ":host([data-position=left]) .bubble,:host([data-position=left]) .panel{left:20px;right:auto}" +
+    ".bubble.labelled{width:auto;border-radius:28px;padding:0 18px 0 14px;display:flex;align-items:center;gap:8px;font:inherit;font-weight:600}" +
+    ".bubble img,.avatar{width:28px;height:28px;border-radius:50%;object-fit:cover}" +
+    ".bubble.pending{visibility:hidden}" +
+    ".bubble.attention.pulse{animation:pulse 1.2s ease-in-out 3}" +
+    ".bubble.attention.slide{animation:slide .5s ease-out}" +
+    "@keyframes pulse{50%{transform:scale(1.12)}}" +
+    "@keyframes slide{from{transform:translateY(120px);opacity:0}}" +
+    "@media (prefers-reduced-motion:reduce){.bubble.attention.pulse,.bubble.attention.slide{animation:none}}" +
     ".bubble{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;" +
     "background:var(--c);color:var(--t);font-size:26px;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25)}" +
     ".panel{position:fixed;right:20px;bottom:88px;width:min(380px,calc(100vw - 40px));height:min(560px,calc(100vh - 120px));" +
-    "display:flex;flex-direction:column;background:#fff;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.25);overflow:hidden}" +
+    "display:flex;flex-direction:column;background:var(--bg);border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.25);overflow:hidden}" +
     ".panel[hidden]{display:none}" +
     "header{display:flex;align-items:center;gap:8px;padding:12px 14px;background:var(--c);color:var(--t)}" +
     "header h2{flex:1;margin:0;font-size:16px}" +
@@ -167,25 +186,25 @@
     ".log{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:8px}" +
     ".msg{max-width:85%;padding:8px 11px;border-radius:10px;white-space:pre-wrap;word-wrap:break-word}" +
     ".visitor{align-self:flex-end;background:var(--c);color:var(--t)}" +
-    ".assistant{align-self:flex-start;background:#f1f1f4}" +
+    ".assistant{align-self:flex-start;background:var(--soft)}" +
     ".notice{align-self:center;background:#fff4e5;color:#7a4100;font-size:13px}" +
     ".tools{display:flex;gap:4px;margin-top:4px}" +
-    ".tools button,.chips button{border:1px solid #c9c9d1;background:#fff;border-radius:14px;padding:2px 9px;cursor:pointer}" +
+    ".tools button,.chips button{border:1px solid var(--a,var(--line));background:var(--bg);color:var(--fg);border-radius:14px;padding:2px 9px;cursor:pointer}" +
     ".tools button[aria-pressed=true]{background:var(--c);color:var(--t);border-color:var(--c)}" +
     ".chips{display:flex;flex-wrap:wrap;gap:6px;padding:0 12px 8px}" +
-    "form{display:flex;gap:6px;padding:10px;border-top:1px solid #e5e5ea}" +
-    "textarea{flex:1;resize:none;font:inherit;padding:7px;border:1px solid #c9c9d1;border-radius:8px}" +
+    "form{display:flex;gap:6px;padding:10px;border-top:1px solid var(--line)}" +
+    "textarea{flex:1;resize:none;font:inherit;padding:7px;border:1px solid var(--line);border-radius:8px;background:var(--bg);color:var(--fg)}" +
     "form button{background:var(--c);color:var(--t);border:0;border-radius:8px;padding:0 14px;cursor:pointer}" +
     "form button:disabled{opacity:.5;cursor:not-allowed}" +
-    "form .stop{background:#fff;color:#1d1d1f;border:1px solid #c9c9d1}" +
-    ".consent{display:flex;gap:6px;align-items:flex-start;padding:8px 12px;font-size:13px;border-top:1px solid #e5e5ea}" +
-    ":focus-visible{outline:3px solid #ffbf47;outline-offset:2px}" +
+    "form .stop{background:var(--bg);color:var(--fg);border:1px solid var(--line)}" +
+    ".consent{display:flex;gap:6px;align-items:flex-start;padding:8px 12px;font-size:13px;border-top:1px solid var(--line)}" +
+    ":focus-visible{outline:3px solid var(--a,#ffbf47);outline-offset:2px}" +
     "</style>" +
     '<button class="bubble" type="button" aria-label="Open chat" aria-expanded="false">' +
     '<svg viewBox="0 0 24 24" width="28" height="28" aria-hidden="true"><path fill="currentColor" ' +
     'd="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/></svg></button>' +
     '<section class="panel" role="dialog" aria-modal="false" hidden>' +
-    '<header><h2></h2><button class="erase" type="button">Erase chat</button>' +
+    '<header><img class="avatar" alt="" hidden><h2></h2><button class="erase" type="button">Erase chat</button>' +
     '<button class="close" type="button" aria-label="Close chat">&#x2715;</button></header>' +
     '<div class="log" role="log" aria-live="polite"></div>' +
     '<div class="chips" aria-label="Suggested questions"></div>' +
@@ -196,6 +215,10 @@
     "</section>";
   host.style.setProperty("--c", color);
   host.style.setProperty("--t", textColor);
+  if (options.accent) host.style.setProperty("--a", options.accent);
+  if (options.font) host.style.setProperty("--font", options.font);
+  host.dataset.theme = ["dark", "auto"].indexOf(options.theme) >= 0 ? options.theme : "light";
+  host.dataset.position = options.position === "left" ? "left" : "right";
 
   var $ = function (selector) { return root.querySelector(selector); };
   var bubble = $(".bubble"), panel = $(".panel"), log = $(".log"), chips = $(".chips");
@@ -203,6 +226,49 @@
   var consent = $(".consent"), consentBox = $(".consent input");
   $("header h2").textContent = title;
   panel.setAttribute("aria-label", title);
+  if (options.placeholder) input.placeholder = options.placeholder;
+  if (options.avatar) {
+    $(".avatar").src = options.avatar;
+    $(".avatar").hidden = false;
+  }
+  if (options.launcherIcon) {
+    var icon = document.createElement("img");
+    icon.src = options.launcherIcon;
+    icon.alt = "";
+    bubble.replaceChild(icon, bubble.querySelector("svg"));
+  }
+  if (options.launcherLabel) {
+    var label = document.createElement("span");
+    label.textContent = options.launcherLabel;
+    bubble.appendChild(label);
+    bubble.classList.add("labelled");
+    bubble.setAttribute("aria-label", options.launcherLabel);
+  }
+
+  // The animated trigger: the launcher pulses (or slides in) once, after a delay or a scroll depth.
+  if (options.trigger === "pulse" || options.trigger === "slide") {
+    if (options.trigger === "slide") bubble.classList.add("pending");
+    var fired = false;
+    var fire = function () {
+      if (fired) return;
+      fired = true;
+      window.removeEventListener("scroll", onScroll);
+      bubble.classList.remove("pending");
+      if (panel.hidden) bubble.classList.add("attention", options.trigger);
+    };
+    var depth = Number(options.triggerScroll);
+    var onScroll = function () {
+      var page = document.documentElement;
+      var seen = (window.scrollY + window.innerHeight) / Math.max(page.scrollHeight, 1) * 100;
+      if (seen >= depth) fire();
+    };
+    if (depth > 0) window.addEventListener("scroll", onScroll, { passive: true });
+    if (options.triggerAfter !== undefined || !(depth > 0)) setTimeout(fire, (Number(options.triggerAfter) || 0) * 1000);
+  }
+
+  function opening() {
+    return options.greeting || (config && config.openingStatement) || "";
+  }
 
   var config = null;
   var started = false;
@@ -311,12 +377,12 @@
       config = data;
       var session = load("session");
       if (!session) {
-        if (data.openingStatement) add("assistant", data.openingStatement);
+        if (opening()) add("assistant", opening());
         showChips(data.starterQuestions);
         return;
       }
       return restore(session, null, 1).then(function (turns) {
-        if (!turns.length && data.openingStatement) add("assistant", data.openingStatement);
+        if (!turns.length && opening()) add("assistant", opening());
         turns.forEach(function (turn) {
           add("visitor", turn.question);
           addAnswer(turn.answer, turn.messageId);
@@ -432,7 +498,7 @@
         consentBox.checked = false;
       }
       if (config) {
-        if (config.openingStatement) add("assistant", config.openingStatement);
+        if (opening()) add("assistant", opening());
         showChips(config.starterQuestions);
       }
       updateSend();
@@ -442,6 +508,7 @@
   }
 
   function open() {
+    bubble.classList.remove("attention");
     panel.hidden = false;
     bubble.setAttribute("aria-expanded", "true");
     start();

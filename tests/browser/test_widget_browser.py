@@ -257,3 +257,71 @@ def test_nothing_reaches_the_relay_before_the_visitor_consents(page, servers):
     open_chat(page)
     page.wait_for_selector(".assistant >> text=Hello! How can I help?")
     assert page.is_checked(".consent input")
+
+
+def embed(page, servers, attributes: dict, config: dict | None = None) -> None:
+    """The demo page with the widget embedded anew: `attributes` as data-*, `config` as DifyRelayConfig."""
+    page.goto(servers["allowed"])
+    page.wait_for_selector(".dify-relay-widget", state="attached")
+    page.evaluate(
+        """([attributes, config, relay]) => {
+            document.querySelector('.dify-relay-widget').remove();
+            if (config) window.DifyRelayConfig = config;
+            const script = document.createElement('script');
+            script.src = '/relay-widget.js?again';
+            script.dataset.relayUrl = relay;
+            Object.entries(attributes).forEach(([name, value]) => { script.dataset[name] = value; });
+            document.body.appendChild(script);
+        }""",
+        [attributes, config, servers["relay"]],
+    )
+    page.wait_for_function("() => document.querySelector('.dify-relay-widget')?.shadowRoot")
+
+
+def style(page, selector: str, prop: str) -> str:
+    return page.evaluate(f"() => getComputedStyle({SHADOW}.querySelector('{selector}'))['{prop}']")
+
+
+def test_branding_attributes_and_the_config_object_shape_the_widget(page, servers):
+    embed(
+        page,
+        servers,
+        {
+            "color": "rgb(200, 30, 90)",
+            "theme": "dark",
+            "position": "left",
+            "launcherLabel": "Ask Ada",
+            "greeting": "Hi, I am Ada.",
+            "placeholder": "Ask about orders",
+        },
+        config={"font": "Georgia, serif", "title": "Ada from the shop"},
+    )
+    assert style(page, ".bubble", "backgroundColor") == "rgb(200, 30, 90)"
+    assert style(page, ".bubble", "left") == "20px"
+    assert page.get_attribute(".bubble", "aria-label") == "Ask Ada"
+    assert page.inner_text(".bubble") == "Ask Ada"
+    assert "Georgia" in style(page, ".bubble", "fontFamily")
+    open_chat(page)
+    assert style(page, ".panel", "backgroundColor") == "rgb(28, 28, 30)"  # dark
+    assert page.inner_text("header h2") == "Ada from the shop"
+    assert page.get_attribute("textarea", "placeholder") == "Ask about orders"
+    page.check(".consent input")
+    page.wait_for_selector(".assistant >> text=Hi, I am Ada.")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "widget-branded.png"))
+
+
+@pytest.mark.parametrize("motion", ["no-preference", "reduce"])
+def test_the_launcher_pulses_after_its_delay_unless_the_visitor_prefers_reduced_motion(
+    browser, servers, motion
+):
+    context = browser.new_context(reduced_motion=motion)
+    page = context.new_page()
+    try:
+        embed(page, servers, {"trigger": "pulse", "triggerAfter": "0.5"})
+        assert style(page, ".bubble", "animationName") == "none"  # not yet
+        page.wait_for_function(f"() => {SHADOW}.querySelector('.bubble').classList.contains('attention')")
+        expected = "none" if motion == "reduce" else "pulse"
+        assert style(page, ".bubble", "animationName") == expected
+    finally:
+        context.close()
