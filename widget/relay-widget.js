@@ -13,7 +13,8 @@
  *   once the page is scrolled data-trigger-scroll percent; none when the visitor prefers reduced motion.
  * Every option may also come from window.DifyRelayConfig ({relayUrl, title, color, ...}); data-* wins.
  * data-consent: when set, nothing reaches the relay (no history, no message) until the visitor ticks a checkbox
- *   with this text; the choice is remembered, and "Forget me" erases the conversation and the choice.
+ *   with this text (and a link to data-privacy-url, when given); the choice is remembered, and "Forget me"
+ *   erases the conversation and the choice.
  * data-stream="off": ask for whole answers (POST /v1/chat) instead of streamed ones (POST /v1/chat/stream).
  */
 (function () {
@@ -278,6 +279,14 @@
   if (consentText) {
     consent.hidden = false;
     $(".consent span").textContent = consentText;
+    if (options.privacyUrl && /^https?:/i.test(options.privacyUrl)) {
+      var privacy = document.createElement("a");
+      privacy.href = options.privacyUrl;
+      privacy.target = "_blank";
+      privacy.rel = "noopener";
+      privacy.textContent = options.privacyLabel || "Privacy notice";
+      $(".consent span").append(" ", privacy);
+    }
     consentBox.checked = load("consent") === "yes";
     $(".erase").textContent = "Forget me";
     consentBox.addEventListener("change", function () {

@@ -293,6 +293,8 @@ def test_branding_attributes_and_the_config_object_shape_the_widget(page, server
             "launcherLabel": "Ask Ada",
             "greeting": "Hi, I am Ada.",
             "placeholder": "Ask about orders",
+            "consent": "I agree that Ada keeps this chat.",
+            "privacyUrl": "https://shop.example/privacy",
         },
         config={"font": "Georgia, serif", "title": "Ada from the shop"},
     )
@@ -305,6 +307,8 @@ def test_branding_attributes_and_the_config_object_shape_the_widget(page, server
     assert style(page, ".panel", "backgroundColor") == "rgb(28, 28, 30)"  # dark
     assert page.inner_text("header h2") == "Ada from the shop"
     assert page.get_attribute("textarea", "placeholder") == "Ask about orders"
+    assert page.inner_text(".consent span").startswith("I agree that Ada keeps this chat.")
+    assert page.get_attribute(".consent a", "href") == "https://shop.example/privacy"
     page.check(".consent input")
     page.wait_for_selector(".assistant >> text=Hi, I am Ada.")
     ARTIFACTS.mkdir(exist_ok=True)
