@@ -109,7 +109,7 @@ for size in SIZES:
         read_timeout=1,
     )
     turns = TurnService(dify, InMemorySessionStore(), session_ttl_seconds=3600, app_mode="agent")
-    stream_app.use(Services(turns=turns, companion=None, repeats=None))
+    stream_app.use(Services(turns=turns, companion=None, repeats=None, media=None))
     event = harness.chat_event({"message": MESSAGE}, stream=True)
     whole, client_only, written = [], [], 0
     for _ in range(5 if size <= 10_000 else 2):

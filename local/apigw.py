@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import fnmatch
 import json
 import time
 import uuid
@@ -11,6 +13,8 @@ from urllib.parse import parse_qs
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 STAGE = "live"
+# The request types API Gateway hands Lambda base64-encoded (BinaryMediaTypes in template.yaml).
+BINARY_MEDIA_TYPES = ("audio/*", "image/*")
 
 
 def load_event(name: str) -> dict:
@@ -25,14 +29,22 @@ def rest_event(
     path: str,
     *,
     headers: dict[str, str] | None = None,
-    body: str | None = None,
+    body: str | bytes | None = None,
     query: str = "",
     source_ip: str = "127.0.0.1",
 ) -> dict:
-    """A REST proxy event shaped like the checked-in ones, as API Gateway would send it."""
+    """A REST proxy event shaped like the checked-in ones, as API Gateway would send it: a body of a binary
+    media type base64-encoded, any other as text."""
     event = copy.deepcopy(_TEMPLATE)
     headers = dict(headers or {})
     params = parse_qs(query, keep_blank_values=True)
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    media_type = content_type.split(";")[0].strip().lower()
+    binary = bool(media_type) and any(fnmatch.fnmatchcase(media_type, t) for t in BINARY_MEDIA_TYPES)
+    if isinstance(body, str) and binary:
+        body = body.encode()
+    if isinstance(body, bytes):
+        body = base64.b64encode(body).decode() if binary else body.decode("utf-8", "replace")
     event.update(
         httpMethod=method,
         path=path,
@@ -42,7 +54,7 @@ def rest_event(
         queryStringParameters={k: v[-1] for k, v in params.items()} or None,
         multiValueQueryStringParameters=params or None,
         body=body,
-        isBase64Encoded=False,
+        isBase64Encoded=binary and body is not None,
     )
     context = event["requestContext"]
     context.update(

@@ -13,6 +13,9 @@ Run ``python -m local.dify_simulator --help`` to serve one app from the command 
 """
 
 import argparse
+import email.parser
+import email.policy
+import hashlib
 import json
 import re
 import socket
@@ -48,6 +51,20 @@ SSE_TYPE = "text/event-stream; charset=utf-8"
 _UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 _WRONG_ROUTE = "Please check if your app mode matches the right API route."
+_BAD_REQUEST = "The browser (or proxy) sent a request that this server could not understand."
+MB = 1024 * 1024
+# audio-to-text compares the part's Content-Type with audio/<extension> for its list: Dify 1.x's list, and
+# the current one (webm moved to the video types, x-m4a read as m4a).
+AUDIO_TYPES = {
+    "legacy": {"audio/mp3", "audio/m4a", "audio/wav", "audio/webm", "audio/amr"},
+    "current": {"audio/mp3", "audio/m4a", "audio/x-m4a", "audio/wav", "audio/amr", "audio/mpga"},
+}
+AUDIO_LIMIT_MB = 30
+IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "svg"}
+# files/upload's limit by the category of the file name's extension (UPLOAD_*_FILE_SIZE_LIMIT defaults).
+UPLOAD_LIMITS_MB = {"image": 10, "video": 100, "audio": 50, "file": 15}
+_VIDEO_EXTENSIONS = {"mp4", "mov", "mpeg", "webm"}
+_AUDIO_EXTENSIONS = {"mp3", "m4a", "wav", "amr", "mpga"}
 _APP_UNAVAILABLE = "App unavailable, please check your app configurations."
 _WORKFLOW_FAILURE = "Simulated workflow failure."
 RELEASES = frozenset({"current", "legacy"})
@@ -76,6 +93,12 @@ class App:
     ping_every: int = 3
     moderated_replacement: str | None = None
     fail_workflow: bool = False
+    # Features switched on in the app's settings: voice input, answers read aloud, images from the device.
+    speech_to_text: bool = False
+    text_to_speech: bool = False
+    image_upload: bool = False
+    image_limit: int = 3  # images per message (file_upload number_limits)
+    transcript: str = "What are your opening hours?"  # what every recording says
     stream_delay: float = 0.0  # seconds between streamed events, to leave room for a stop call
     # "current" answers as Dify 1.x's Service API does today; "legacy" as releases before it where they
     # differ (see docs/dify-compatibility.md): suggested questions switched off are a 400 instead of a 403,
@@ -170,7 +193,7 @@ class Recorded:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
-    body: Any  # parsed JSON, the raw text when it is not JSON, or None when empty
+    body: Any  # parsed JSON, a described form (see _parse_body), the text otherwise, or None when empty
 
 
 class DifyError(Exception):
@@ -214,6 +237,19 @@ class _Message:
     created_at: int
     retriever_resources: list[dict]
     feedback: dict | None = None
+    files: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class _UploadedFile:
+    id: str
+    app_id: str
+    user: str
+    name: str
+    size: int
+    extension: str
+    mime_type: str
+    created_at: int
 
 
 @dataclass
@@ -262,12 +298,37 @@ class _Call:
     def fault_kind(self) -> str | None:
         return self.fault.kind if self.fault else None
 
+    def form(self) -> "_Form":
+        """The multipart form's fields and file parts (by field name)."""
+        return _parse_form(self.headers.get("content-type", ""), self.raw_body)
+
+
+@dataclass
+class _FilePart:
+    filename: str
+    content_type: str  # "" when the part declares none
+    data: bytes
+
+
+@dataclass
+class _Form:
+    fields: dict[str, str]
+    files: dict[str, _FilePart]
+    file_parts: int
+
 
 @dataclass
 class _Json:
     status: int
     body: dict[str, Any] | None  # None: no content
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Bytes:
+    status: int
+    data: bytes
+    content_type: str
 
 
 @dataclass
@@ -490,10 +551,12 @@ def _as_uuid(value: Any, what: str) -> str:
         raise _invalid(f"{what} must be a valid UUID") from None
 
 
-def _compose_answer(turn_number: int, query: str, inputs: dict[str, Any]) -> str:
+def _compose_answer(turn_number: int, query: str, inputs: dict[str, Any], images: int = 0) -> str:
     answer = f"Turn {turn_number}: you said '{query}'"
     if inputs:
         answer += " [inputs: " + ", ".join(f"{k}={inputs[k]}" for k in sorted(inputs)) + "]"
+    if images:
+        answer += f" [images: {images}]"
     return answer
 
 
@@ -541,6 +604,7 @@ class DifySimulator:
         self._lock = threading.RLock()
         self._conversations: dict[str, _Conversation] = {}
         self._messages: dict[str, _Message] = {}
+        self._files: dict[str, _UploadedFile] = {}
         self._tasks: dict[str, _Task] = {}
         self._faults: list[_QueuedFault] = []
         self._server: _Server | None = None
@@ -595,6 +659,7 @@ class DifySimulator:
             self.stopped_tasks.clear()
             self._conversations.clear()
             self._messages.clear()
+            self._files.clear()
             self._tasks.clear()
             self._faults.clear()
             self._generation += 1
@@ -642,7 +707,11 @@ class DifySimulator:
         raw = h.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in h.headers.items()}
         record = Recorded(
-            h.command, split.path, dict(parse_qsl(split.query, True)), headers, _parse_body(raw)
+            h.command,
+            split.path,
+            dict(parse_qsl(split.query, True)),
+            headers,
+            _parse_body(raw, headers.get("content-type", "")),
         )
         with self._lock:
             self.requests.append(record)
@@ -691,6 +760,8 @@ class DifySimulator:
             if kind != "truncated_json":
                 return self._send_stream(h, response, fault)
             response = _Json(200, response.turn.blocking_body())
+        if isinstance(response, _Bytes):
+            return _send_bytes(h, response)
         return _send(h, response, fault)
 
     def _dispatch(self, call: _Call) -> "_Json | _Stream":
@@ -776,12 +847,19 @@ class DifySimulator:
     # -- generation
 
     def _start_turn(
-        self, call: _Call, user: str, query: str, inputs: dict, conversation: _Conversation | None
+        self,
+        call: _Call,
+        user: str,
+        query: str,
+        inputs: dict,
+        conversation: _Conversation | None,
+        files: list[dict] | None = None,
     ) -> _Turn:
         """Register the message (and its task) that answers `query`; the caller holds the lock."""
         turn_number = len(conversation.message_ids) + 1 if conversation else 1
         silent = call.fault_kind() == "empty_answer" or call.app.fail_workflow
-        draft = "" if silent else _compose_answer(turn_number, query, inputs)
+        files = files or []
+        draft = "" if silent else _compose_answer(turn_number, query, inputs, len(files))
         message = _Message(
             id=str(uuid.uuid4()),
             app_id=call.app.id,
@@ -792,6 +870,7 @@ class DifySimulator:
             inputs=inputs,
             created_at=int(time.time()),
             retriever_resources=[dict(source) for source in call.app.sources],
+            files=files,
         )
         prompt = " ".join([query, *map(str, inputs.values())])
         turn = _Turn(call.app, str(uuid.uuid4()), message, draft, prompt)
@@ -848,10 +927,11 @@ class DifySimulator:
         else:
             kept = _check_inputs(call.app, inputs)  # chat and agent apps check and use every turn's
         with self._lock:
+            files = self._message_files(call, user, body.get("files"))
             if conversation is None:
                 conversation = _Conversation(str(uuid.uuid4()), call.app.id, user, kept)
                 self._conversations[conversation.id] = conversation
-            turn = self._start_turn(call, user, query, kept, conversation)
+            turn = self._start_turn(call, user, query, kept, conversation, files)
         return self._reply(turn, streaming)
 
     def _completion_messages(self, call: _Call) -> "_Json | _Stream":
@@ -861,7 +941,8 @@ class DifySimulator:
         streaming = _response_mode(body) == "streaming"
         kept = _check_inputs(call.app, inputs)
         with self._lock:
-            turn = self._start_turn(call, user, kept[call.app.query_input], kept, None)
+            files = self._message_files(call, user, body.get("files"))
+            turn = self._start_turn(call, user, kept[call.app.query_input], kept, None, files)
         return self._reply(turn, streaming)
 
     def _workflow_run(self, call: _Call) -> "_Json | _Stream":
@@ -871,7 +952,8 @@ class DifySimulator:
         streaming = _response_mode(body) == "streaming"
         kept = _check_inputs(call.app, inputs)
         with self._lock:
-            turn = self._start_turn(call, user, kept[call.app.query_input], kept, None)
+            files = self._message_files(call, user, body.get("files"))
+            turn = self._start_turn(call, user, kept[call.app.query_input], kept, None, files)
         return self._reply(turn, streaming)
 
     def _stop_task(self, call: _Call) -> _Json:
@@ -969,7 +1051,23 @@ class DifySimulator:
             }
             for name, required in app.variables.items()
         ]
-        image = {"enabled": False, "number_limits": 3, "detail": "high", "transfer_methods": ["local_file"]}
+        methods = ["remote_url", "local_file"]
+        image = {"enabled": app.image_upload, "number_limits": app.image_limit, "detail": "high"}
+        image["transfer_methods"] = methods
+        # An app whose uploads were never set keeps Dify's default, the image object alone; the current
+        # settings page saves the top-level fields too.
+        file_upload = {"image": image}
+        if app.image_upload:
+            file_upload |= {
+                "enabled": True,
+                "allowed_file_types": ["image"],
+                "allowed_file_extensions": [],
+                "allowed_file_upload_methods": methods,
+                "number_limits": app.image_limit,
+            }
+        tts = {"enabled": app.text_to_speech, "voice": "", "language": "", "autoPlay": "disabled"}
+        if app.text_to_speech:
+            tts |= {"voice": "alloy", "language": "en-US"}
         limits = {"file_size_limit": 15, "image_file_size_limit": 10, "audio_file_size_limit": 50}
         limits |= {"video_file_size_limit": 100, "workflow_file_upload_limit": 10}
         return _Json(
@@ -978,17 +1076,140 @@ class DifySimulator:
                 "opening_statement": app.opening_statement,
                 "suggested_questions": list(app.suggested_questions),
                 "suggested_questions_after_answer": {"enabled": app.suggested_after_answer},
-                "speech_to_text": {"enabled": False},
-                "text_to_speech": {"enabled": False, "voice": "", "language": "", "autoPlay": "disabled"},
+                "speech_to_text": {"enabled": app.speech_to_text},
+                "text_to_speech": tts,
                 "retriever_resource": {"enabled": bool(app.sources)},
                 "annotation_reply": {"enabled": False},
                 "more_like_this": {"enabled": False},
                 "sensitive_word_avoidance": {"enabled": app.moderated_replacement is not None},
                 "user_input_form": form,
-                "file_upload": {"image": image},
+                "file_upload": file_upload,
                 "system_parameters": limits,
             },
         )
+
+    # -- voice, images and speech
+
+    def _message_files(self, call: _Call, user: str, mappings: Any) -> list[dict]:
+        """A message's `files`, as Dify 1.x builds them: ignored unless the app takes uploads; every
+        entry must name an upload of this app's workspace (and, on current Dify, of this user)."""
+        app = call.app
+        if not app.image_upload or not mappings:
+            return []
+        if not isinstance(mappings, list):
+            raise _invalid("files must be a list")
+        files = []
+        for mapping in mappings:
+            if not isinstance(mapping, dict) or not mapping.get("transfer_method"):
+                continue  # entries without a transfer method are dropped, as Dify does
+            if mapping["transfer_method"] != "local_file":
+                raise _invalid(f"Invalid file transfer method: {mapping['transfer_method']}")
+            file_id = mapping.get("upload_file_id")
+            if not file_id:
+                raise _invalid("Invalid upload file id")
+            try:
+                file_id = str(uuid.UUID(str(file_id)))
+            except ValueError:
+                raise _invalid("Invalid upload file id format") from None
+            upload = self._files.get(file_id)
+            if (
+                upload is None
+                or upload.app_id != app.id
+                or (app.release == "current" and upload.user != user)
+            ):
+                raise _invalid("Invalid upload file")
+            if mapping.get("type") != "image" or upload.extension not in IMAGE_EXTENSIONS:
+                raise _invalid(f"File validation failed for file: {upload.name}")
+            files.append({"id": upload.id, "url": f"/files/{upload.id}/file-preview"})
+        if len(files) > app.image_limit:
+            raise _invalid(f"Number of image files exceeds the maximum limit {app.image_limit}")
+        return files
+
+    def _audio_to_text(self, call: _Call) -> _Json:
+        app = call.app
+        if not app.speech_to_text:
+            raise _invalid("Speech to text is not enabled")
+        form = call.form()
+        audio = form.files.get("file")
+        if audio is None:
+            # The controller reads the part before its own checks: werkzeug's missing-key error answers.
+            raise DifyError(400, "bad_request_key_error", _BAD_REQUEST)
+        allowed = AUDIO_TYPES[app.release]
+        if audio.content_type not in allowed:
+            raise DifyError(415, "unsupported_audio_type", "Audio type not allowed.")
+        if len(audio.data) > AUDIO_LIMIT_MB * MB:
+            raise DifyError(413, "audio_too_large", f"Audio size larger than {AUDIO_LIMIT_MB} mb")
+        return _Json(200, {"text": app.transcript})
+
+    def _upload_file(self, call: _Call) -> _Json:
+        form = call.form()
+        if "file" not in form.files:
+            raise DifyError(400, "no_file_uploaded", "Please upload your file.")
+        if form.file_parts > 1:
+            raise DifyError(400, "too_many_files", "Only one file is allowed.")
+        part = form.files["file"]
+        if not part.content_type:
+            raise DifyError(415, "unsupported_file_type", "File type not allowed.")
+        if not part.filename:
+            raise DifyError(400, "filename_not_exists_error", "The specified filename does not exist.")
+        if any(c in part.filename for c in '/\\:*?"<>|'):
+            raise _invalid("Filename contains invalid characters")
+        extension = part.filename.rpartition(".")[2].lower() if "." in part.filename else ""
+        limit_mb = UPLOAD_LIMITS_MB.get(_category(extension), UPLOAD_LIMITS_MB["file"])
+        if len(part.data) > limit_mb * MB:
+            raise DifyError(413, "file_too_large", f"File size exceeded. {len(part.data)} > {limit_mb * MB}")
+        user = form.fields.get("user") or DEFAULT_USER
+        upload = _UploadedFile(
+            id=str(uuid.uuid4()),
+            app_id=call.app.id,
+            user=user,
+            name=part.filename[:200],
+            size=len(part.data),
+            extension=extension,
+            mime_type=part.content_type,
+            created_at=int(time.time()),
+        )
+        with self._lock:
+            self._files[upload.id] = upload
+        end_user = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{call.app.id}/{user}"))
+        nonce = uuid.uuid4().hex
+        return _Json(
+            201,
+            {
+                "id": upload.id,
+                "name": upload.name,
+                "size": upload.size,
+                "extension": upload.extension,
+                "mime_type": upload.mime_type,
+                "created_by": end_user,
+                "created_at": upload.created_at,
+                "preview_url": None,
+                "source_url": f"/files/{upload.id}/file-preview?timestamp={upload.created_at}&nonce={nonce}"
+                f"&sign={hashlib.sha256(nonce.encode()).hexdigest()[:43]}",
+            },
+        )
+
+    def _text_to_audio(self, call: _Call) -> "_Json | _Bytes":
+        body = call.json()
+        app = call.app
+        user = body.get("user") or DEFAULT_USER
+        if not body.get("voice") and not app.text_to_speech:
+            raise _invalid("TTS is not enabled")  # checked only when no voice is given, as Dify does
+        message_id = body.get("message_id")
+        if message_id:
+            with self._lock:
+                message = self._messages.get(str(message_id).lower())
+            owned = message is not None and (
+                app.release == "legacy" or (message.app_id == app.id and message.user == user)
+            )
+            if not owned or not message.answer:
+                return _Bytes(200, b"null", JSON_TYPE)  # Dify returns nothing: a JSON null
+            text = message.answer
+        else:
+            text = body.get("text")
+            if text is None:
+                raise _invalid("Text is required")
+        return _Bytes(200, _silent_mp3(len(str(text))), "audio/mpeg")
 
     _ROUTES = (
         _route("POST", "/chat-messages", _chat_messages, _CHAT_APPS),
@@ -1003,7 +1224,24 @@ class DifySimulator:
         _route("DELETE", "/conversations/{conversation_id:uuid}", _delete_conversation, _CHAT_APPS),
         _route("GET", "/info", _info),
         _route("GET", "/parameters", _parameters),
+        _route("POST", "/audio-to-text", _audio_to_text),
+        _route("POST", "/files/upload", _upload_file),
+        _route("POST", "/text-to-audio", _text_to_audio),
     )
+
+
+def _category(extension: str) -> str:
+    if extension in IMAGE_EXTENSIONS:
+        return "image"
+    if extension in _VIDEO_EXTENSIONS:
+        return "video"
+    return "audio" if extension in _AUDIO_EXTENSIONS else "file"
+
+
+def _silent_mp3(text_chars: int) -> bytes:
+    """Silent MPEG-1 Layer III frames (128 kbit/s, 44.1 kHz): about a tenth of a second per 10 characters."""
+    frame = b"\xff\xfb\x90\x64" + bytes(413)
+    return frame * max(1, min(text_chars // 3, 2000))
 
 
 def _history_item(message: _Message) -> dict[str, Any]:
@@ -1016,7 +1254,9 @@ def _history_item(message: _Message) -> dict[str, Any]:
         "answer": message.answer,
         "status": "normal",
         "error": None,
-        "message_files": [],
+        "message_files": [
+            {"id": f["id"], "type": "image", "url": f["url"], "belongs_to": "user"} for f in message.files
+        ],
         "feedback": message.feedback,
         "retriever_resources": message.retriever_resources,
         "agent_thoughts": [],
@@ -1024,9 +1264,39 @@ def _history_item(message: _Message) -> dict[str, Any]:
     }
 
 
-def _parse_body(raw: bytes) -> Any:
+def _parse_form(content_type: str, raw: bytes) -> _Form:
+    if not content_type.lower().startswith("multipart/form-data"):
+        return _Form({}, {}, 0)
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw
+    )
+    fields, files, file_parts = {}, {}, 0
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        filename = part.get_filename()
+        data = part.get_payload(decode=True) or b""
+        if filename is None:
+            fields[name] = data.decode("utf-8", "replace")
+            continue
+        file_parts += 1
+        declared = part.get("Content-Type")
+        kind = declared.split(";")[0].strip().lower() if declared else ""
+        files.setdefault(name, _FilePart(filename, kind, data))
+    return _Form(fields, files, file_parts)
+
+
+def _parse_body(raw: bytes, content_type: str = "") -> Any:
+    """What a test sees of a request body: JSON, a form (its fields, and each file's name, type and size),
+    or text."""
     if not raw:
         return None
+    if content_type.lower().startswith("multipart/form-data"):
+        form = _parse_form(content_type, raw)
+        described = {
+            name: {"filename": f.filename, "content_type": f.content_type, "size": len(f.data)}
+            for name, f in form.files.items()
+        }
+        return form.fields | described
     text = raw.decode("utf-8", errors="replace")
     try:
         return json.loads(text)
@@ -1081,6 +1351,18 @@ def _send(h: _RequestHandler, response: _Json, fault: Fault | None = None) -> in
         time.sleep(fault.delay)
     h.wfile.write(data)
     return status
+
+
+def _send_bytes(h: _RequestHandler, response: _Bytes) -> int:
+    """A binary answer, chunked as Dify streams the audio it makes."""
+    h.send_response(response.status)
+    h.send_header("Content-Type", response.content_type)
+    h.send_header("Transfer-Encoding", "chunked")
+    h.end_headers()
+    for start in range(0, len(response.data), 16 * 1024):
+        _write_chunk(h, response.data[start : start + 16 * 1024])
+    _write_chunk(h, b"")
+    return response.status
 
 
 class _NoRoute(Exception):

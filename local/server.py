@@ -26,7 +26,7 @@ SIMULATED_MODES = {
     "completion": "completion",
     "workflow": "workflow",
 }
-MAX_BODY_BYTES = 1_000_000
+MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's request payload limit
 
 
 def start_simulator(env) -> tuple:
@@ -38,11 +38,14 @@ def start_simulator(env) -> tuple:
         name.strip() for name in env.get("SIMULATED_REQUIRED_INPUTS", "").split(",") if name.strip()
     )
     key = env.get("SIMULATED_API_KEY") or "app-local-" + secrets.token_hex(8)
+    media = (env.get("SIMULATED_MEDIA") or "on").lower() != "off"
     app = App(
         mode=mode,
         required_inputs=required,
         query_input=env.get("QUERY_INPUT") or "query",
         stream_delay=float(env.get("SIMULATED_STREAM_DELAY") or 0),  # seconds between streamed events
+        # Voice input, answers read aloud and images, unless SIMULATED_MEDIA=off.
+        **dict.fromkeys(("speech_to_text", "text_to_speech", "image_upload"), media),
     )
     return DifySimulator(apps={key: app}).start(), key
 
@@ -70,13 +73,13 @@ def make_handler(lambda_handler, stream=None):
                     )
                 )
                 return
-            body = self.rfile.read(length).decode("utf-8", "replace") if length else None
+            raw = self.rfile.read(length) if length else None
             path, _, query = self.path.partition("?")
             event = rest_event(
                 self.command,
                 path,
                 headers=dict(self.headers.items()),
-                body=body,
+                body=raw,
                 query=query,
                 source_ip=self.client_address[0],
             )

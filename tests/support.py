@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -70,6 +71,12 @@ class Reply:
     status: int
     headers: dict[str, str]
     raw_body: str
+    base64_encoded: bool = False
+
+    @property
+    def data(self) -> bytes:
+        """The body's bytes (a binary body arrives base64-encoded, as API Gateway takes it)."""
+        return base64.b64decode(self.raw_body) if self.base64_encoded else self.raw_body.encode()
 
     @property
     def json(self):
@@ -84,7 +91,7 @@ def reply_from(result: dict) -> Reply:
     headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
     for name, values in (result.get("multiValueHeaders") or {}).items():
         headers[name.lower()] = ",".join(values)
-    return Reply(result["statusCode"], headers, result.get("body") or "")
+    return Reply(result["statusCode"], headers, result.get("body") or "", bool(result.get("isBase64Encoded")))
 
 
 @cache
@@ -164,3 +171,38 @@ def atomic_dynamodb() -> Iterator[None]:
     finally:
         for name, original in originals.items():
             setattr(DynamoDBBackend, name, original)
+
+
+def wav_bytes(seconds: float = 0.25, rate: int = 16_000) -> bytes:
+    """A mono 16-bit WAV of a quiet tone, as the widget records it."""
+    import io
+    import math
+    import struct
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        samples = (int(3000 * math.sin(2 * math.pi * 440 * n / rate)) for n in range(int(seconds * rate)))
+        out.writeframes(b"".join(struct.pack("<h", s) for s in samples))
+    return buffer.getvalue()
+
+
+def png_bytes(width: int = 2, height: int = 2) -> bytes:
+    """A valid RGB PNG of one colour."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\x20\x80\xc0" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )

@@ -1,4 +1,6 @@
-"""Lambda entry point: routes of the widget API v1 mapped to the turn and companion services."""
+"""Lambda entry point: routes of the widget API v1 mapped to the turn, companion and media services."""
+
+import base64
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
@@ -25,7 +27,7 @@ from relay.widget import (
 logger = Logger()
 settings = Settings.from_env()
 services = wiring.services(settings)
-turns, companion, repeats = services.turns, services.companion, services.repeats
+turns, companion, repeats, media = services.turns, services.companion, services.repeats, services.media
 origins = OriginPolicy(settings.allowed_origins, require_origin=settings.require_origin)
 
 
@@ -55,16 +57,15 @@ app.use(middlewares=[enforce_origin])
 @app.post("/v1/chat")
 def chat():
     request = parse_chat_request(
-        app.current_event.decoded_body,
+        text_body(),
         max_message_chars=settings.max_message_chars,
         allowed_inputs=settings.allowed_inputs,
         max_body_bytes=settings.max_body_bytes,
     )
     deadline = invocation_deadline()
-    client_ip = app.current_event.request_context.identity.source_ip
 
     def answer() -> dict:
-        return turns.take_turn(request, deadline=deadline, client_ip=client_ip).to_json()
+        return turns.take_turn(request, deadline=deadline, client_ip=client_ip()).to_json()
 
     key = app.current_event.headers.get("idempotency-key")
     if key is None:
@@ -74,10 +75,31 @@ def chat():
 
 @app.post("/v1/chat/stop")
 def stop():
-    body = json_body(app.current_event.decoded_body, settings.max_body_bytes, ("sessionId", "taskId"))
+    body = json_body(text_body(), settings.max_body_bytes, ("sessionId", "taskId"))
     session_id, task_id = session_id_of(body.get("sessionId")), message_id_of(body.get("taskId"), "taskId")
     turns.stop_turn(session_id, task_id, deadline=invocation_deadline())
     return {"result": "ok"}
+
+
+@app.post("/v1/audio")
+def audio():
+    session_id = session_id_of(query().get("sessionId"), required=False)
+    return media.transcribe(session_id, raw_body(), content_type(), invocation_deadline(), client_ip())
+
+
+@app.post("/v1/files")
+def files():
+    session_id = session_id_of(query().get("sessionId"), required=False)
+    uploaded = media.upload_image(session_id, raw_body(), content_type(), invocation_deadline(), client_ip())
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=uploaded)
+
+
+@app.post("/v1/speech")
+def speech():
+    body = json_body(text_body(), settings.max_body_bytes, ("sessionId", "messageId"))
+    session_id, message_id = session_id_of(body.get("sessionId")), message_id_of(body.get("messageId"))
+    audio, audio_type = media.speak(session_id, message_id, invocation_deadline(), client_ip())
+    return Response(status_code=200, content_type=audio_type, body=audio)
 
 
 @app.get("/v1/config")
@@ -87,7 +109,7 @@ def config():
 
 @app.post("/v1/feedback")
 def feedback():
-    request = parse_feedback(app.current_event.decoded_body, max_body_bytes=settings.max_body_bytes)
+    request = parse_feedback(text_body(), max_body_bytes=settings.max_body_bytes)
     companion.feedback(
         request.session_id, request.message_id, request.rating, request.content, invocation_deadline()
     )
@@ -96,22 +118,20 @@ def feedback():
 
 @app.get("/v1/suggested")
 def suggested():
-    query = app.current_event.query_string_parameters or {}
-    session_id, message_id = session_id_of(query.get("sessionId")), message_id_of(query.get("messageId"))
+    session_id, message_id = session_id_of(query().get("sessionId")), message_id_of(query().get("messageId"))
     return {"questions": companion.suggested(session_id, message_id, invocation_deadline())}
 
 
 @app.get("/v1/history")
 def history():
-    query = app.current_event.query_string_parameters or {}
-    session_id, limit = session_id_of(query.get("sessionId")), history_limit_of(query.get("limit"))
-    before = history_before_of(query.get("before"))
+    session_id, limit = session_id_of(query().get("sessionId")), history_limit_of(query().get("limit"))
+    before = history_before_of(query().get("before"))
     return {"sessionId": session_id} | companion.history(session_id, limit, before, invocation_deadline())
 
 
 @app.delete("/v1/session")
 def erase_session():
-    body = json_body(app.current_event.decoded_body, settings.max_body_bytes, ("sessionId",))
+    body = json_body(text_body(), settings.max_body_bytes, ("sessionId",))
     companion.erase(session_id_of(body.get("sessionId")), invocation_deadline())
     return Response(status_code=204, body="")
 
@@ -136,6 +156,33 @@ def route_methods() -> list[str]:
     """The methods the current request's path takes, as the OpenAPI document lists them; none: no route."""
     methods = openapi_document(settings.allowed_inputs)["paths"].get(app.current_event.path, {})
     return sorted(method.upper() for method in methods)
+
+
+def query() -> dict[str, str]:
+    return app.current_event.query_string_parameters or {}
+
+
+def client_ip() -> str | None:
+    return app.current_event.request_context.identity.source_ip
+
+
+def content_type() -> str | None:
+    return app.current_event.headers.get("content-type")
+
+
+def text_body() -> str | None:
+    try:
+        return app.current_event.decoded_body
+    except UnicodeDecodeError:  # bytes of a binary media type (template.yaml BinaryMediaTypes)
+        raise RelayError(ErrorKind.INVALID_REQUEST, "The request body must be a JSON object.") from None
+
+
+def raw_body() -> bytes:
+    """The uploaded bytes: API Gateway base64-encodes bodies of the binary media types."""
+    event = app.current_event
+    if event.is_base64_encoded:
+        return base64.b64decode(event.body or "")
+    return (event.body or "").encode("utf-8", "surrogateescape")
 
 
 def invocation_deadline() -> Deadline:

@@ -50,7 +50,13 @@ def test_config_shows_the_welcome_and_only_allowed_inputs(make_relay, simulator)
     assert config["name"] == "Help desk" and config["mode"] == "chatflow"
     assert config["openingStatement"] == "Hi! Ask me anything."
     assert config["starterQuestions"] == ["How do refunds work?", "Where is my order?"]
-    assert config["features"] == {"feedback": True, "suggestions": True}
+    assert config["features"] == {
+        "feedback": True,
+        "suggestions": True,
+        "speechToText": False,
+        "textToSpeech": False,
+        "images": None,
+    }
     assert [field["variable"] for field in config["inputs"]] == ["lang"]
     calls = len(simulator.requests)
     assert relay.request("GET", "/v1/config").json == config
@@ -232,6 +238,9 @@ def test_the_served_openapi_document_is_the_checked_in_one(relay):
         "/v1/chat",
         "/v1/chat/stream",
         "/v1/chat/stop",
+        "/v1/audio",
+        "/v1/files",
+        "/v1/speech",
         "/v1/config",
         "/v1/feedback",
         "/v1/suggested",

@@ -37,3 +37,37 @@ def test_saving_again_replaces_the_conversation(store):
     store.save(Session("session-0004", "visitor", "0b6f5e6e-8a53-4e6b-9f1e-2f4a3b1c9d7e", expires_at=2_000))
     store.save(Session("session-0004", "visitor", None, expires_at=3_000))
     assert store.load("session-0004", now=2_500) == Session("session-0004", "visitor", None, 3_000)
+
+
+IMAGE = "5d3c1f2a-7b6e-4c8d-9a0b-1e2f3a4b5c6d"
+
+
+def test_an_uploaded_image_starts_the_session_and_belongs_to_it(store):
+    new = Session("session-0010", "session-0010", None, expires_at=0)
+    assert store.add_image(new, IMAGE, expires_at=2_000)
+    loaded = store.load("session-0010", now=1_000)
+    assert (loaded.user, loaded.conversation_id, loaded.expires_at) == ("session-0010", None, 2_000)
+    assert loaded.image_ids == {IMAGE}
+    assert store.load("session-0011", now=1_000) is None
+
+
+def test_a_turn_saving_the_session_keeps_its_images(store):
+    session = Session("session-0012", "visitor", None, expires_at=0)
+    store.add_image(session, IMAGE, expires_at=2_000)
+    # A turn saves what it loaded before another image arrived: the newer image stays.
+    loaded = store.load("session-0012", now=1_000)
+    store.add_image(loaded, "6e4d2a3b-8c7f-4d9e-8b1c-2f3a4b5c6d7e", expires_at=2_000)
+    store.save(Session("session-0012", "visitor", "0b6f5e6e-8a53-4e6b-9f1e-2f4a3b1c9d7e", expires_at=3_000))
+    after = store.load("session-0012", now=2_500)
+    assert after.conversation_id == "0b6f5e6e-8a53-4e6b-9f1e-2f4a3b1c9d7e"
+    assert after.image_ids == {IMAGE, "6e4d2a3b-8c7f-4d9e-8b1c-2f3a4b5c6d7e"}
+
+
+def test_a_session_holds_at_most_max_images(store):
+    from relay.sessions import MAX_IMAGES
+
+    session = Session("session-0013", "visitor", None, expires_at=0)
+    ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(MAX_IMAGES + 1)]
+    assert all(store.add_image(session, image, expires_at=2_000) for image in ids[:MAX_IMAGES])
+    assert not store.add_image(session, ids[-1], expires_at=2_000)
+    assert store.load("session-0013", now=1_000).image_ids == set(ids[:MAX_IMAGES])

@@ -39,6 +39,10 @@ def make_apps() -> dict[str, App]:
         "chat-with-topic": App(mode="chat", required_inputs=("topic",)),
         "legacy-chat-with-topic": App(mode="chat", required_inputs=("topic",), release="legacy"),
         "slow": App(mode="chat", stream_chunk_chars=2, stream_delay=0.05, ping_every=0),
+        "media": App(mode="chat", speech_to_text=True, text_to_speech=True, image_upload=True, image_limit=1),
+        "legacy-media": App(
+            mode="chat", speech_to_text=True, text_to_speech=True, image_upload=True, release="legacy"
+        ),
     }
 
 
@@ -624,3 +628,143 @@ def test_error_event_fault_ends_the_stream_with_an_error_event(sim):
     assert names(events)[-2:] == ["workflow_finished", "error"]
     assert events[-1]["code"] == "completion_request_error"
     assert "message_end" not in names(events)
+
+
+# ---------------------------------------------------------------- voice, images and speech
+
+WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(28)
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+
+def post_form(
+    sim, path: str, files: list[tuple[str, str, str, bytes]], key: str = "media", **fields
+) -> Reply:
+    """A multipart POST: `files` as (field, filename, content type, bytes)."""
+    form = [(name, value) for name, value in fields.items()] + [
+        (field, (filename, data, content_type)) for field, filename, content_type, data in files
+    ]
+    body, content_type = urllib3.encode_multipart_formdata(form)
+    return call(sim, "POST", path, body, key, content_type)
+
+
+def test_audio_to_text_checks_the_feature_then_the_declared_type_and_size(sim):
+    assert_error(
+        post_form(sim, "/audio-to-text", [("file", "a.wav", "audio/wav", WAV)], key="chat"),
+        400,
+        "invalid_param",
+    )
+    assert_error(post_form(sim, "/audio-to-text", [], user=USER), 400, "bad_request_key_error")
+    # The part's type is compared, not the bytes or the name: webm left the list in current Dify.
+    assert_error(
+        post_form(sim, "/audio-to-text", [("file", "a.webm", "audio/webm", WAV)]),
+        415,
+        "unsupported_audio_type",
+    )
+    assert_error(
+        post_form(sim, "/audio-to-text", [("file", "a.mp3", "audio/mpeg", WAV)]),
+        415,
+        "unsupported_audio_type",
+    )
+    big = bytes(30 * 1024 * 1024 + 1)
+    assert_error(
+        post_form(sim, "/audio-to-text", [("file", "a.wav", "audio/wav", big)]), 413, "audio_too_large"
+    )
+    ok = post_form(sim, "/audio-to-text", [("file", "a.wav", "audio/wav", WAV)], user=USER)
+    assert (ok.status, ok.json()) == (200, {"text": App().transcript})
+    legacy = post_form(sim, "/audio-to-text", [("file", "a.webm", "audio/webm", WAV)], key="legacy-media")
+    assert legacy.status == 200
+
+
+def test_files_upload_answers_201_with_the_file_and_checks_like_dify(sim):
+    assert_error(post_form(sim, "/files/upload", [], user=USER), 400, "no_file_uploaded")
+    two = [("file", "a.png", "image/png", PNG), ("other", "b.png", "image/png", PNG)]
+    assert_error(post_form(sim, "/files/upload", two), 400, "too_many_files")
+    assert_error(
+        post_form(sim, "/files/upload", [("file", "", "image/png", PNG)]), 400, "filename_not_exists_error"
+    )
+    assert_error(
+        post_form(sim, "/files/upload", [("file", "a:b.png", "image/png", PNG)]), 400, "invalid_param"
+    )
+    big = bytes(10 * 1024 * 1024 + 1)
+    assert_error(
+        post_form(sim, "/files/upload", [("file", "a.png", "image/png", big)]), 413, "file_too_large"
+    )
+    # The size limit is the extension's category: 15 MB for a document.
+    assert post_form(sim, "/files/upload", [("file", "a.txt", "text/plain", big)]).status == 201
+    reply = post_form(sim, "/files/upload", [("file", "cat.PNG", "image/png", PNG)], user=USER)
+    body = reply.json()
+    assert reply.status == 201
+    assert {"id", "name", "size", "extension", "mime_type", "created_by", "created_at"} <= set(body)
+    assert (body["name"], body["size"], body["extension"], body["mime_type"]) == (
+        "cat.PNG",
+        len(PNG),
+        "png",
+        "image/png",
+    )
+    assert uuid.UUID(body["id"]) and body["created_by"] != USER  # Dify's own end-user id
+
+
+def upload(sim, key: str = "media", user: str = USER) -> str:
+    return post_form(
+        sim, "/files/upload", [("file", "cat.png", "image/png", PNG)], key=key, user=user
+    ).json()["id"]
+
+
+def image(file_id: str) -> dict:
+    return {"type": "image", "transfer_method": "local_file", "upload_file_id": file_id}
+
+
+def test_a_message_takes_only_this_users_uploads_up_to_the_apps_limit(sim):
+    mine = upload(sim)
+    reply = send(sim, key="media", files=[image(mine)])
+    assert reply.status == 200 and reply.json()["answer"].endswith("[images: 1]")
+    assert_error(send(sim, key="media", files=[image(mine), image(upload(sim))]), 400, "invalid_param")
+    assert_error(
+        send(sim, key="media", files=[image(upload(sim, user="someone-else"))]), 400, "invalid_param"
+    )
+    assert_error(send(sim, key="media", files=[image(str(uuid.uuid4()))]), 400, "invalid_param")
+    # Dify 1.x checked the workspace only; and an app with uploads off ignores `files`.
+    theirs = upload(sim, key="legacy-media", user="someone-else")
+    assert send(sim, key="legacy-media", files=[image(theirs)]).status == 200
+    plain = send(sim, key="chat", files=[image(mine)])
+    assert plain.status == 200 and "[images" not in plain.json()["answer"]
+
+
+def test_text_to_audio_reads_the_users_message_as_mpeg(sim):
+    message = send(sim, key="media").json()["message_id"]
+    reply = call(sim, "POST", "/text-to-audio", {"message_id": message, "user": USER}, "media")
+    assert reply.status == 200 and reply.content_type == "audio/mpeg" and reply.raw[:2] == b"\xff\xfb"
+    assert reply.headers.get("transfer-encoding") == "chunked"
+    # Current Dify reads only this app's and this user's messages; anything else is a JSON null.
+    for body in (
+        {"message_id": message, "user": "someone-else"},
+        {"message_id": str(uuid.uuid4()), "user": USER},
+    ):
+        nothing = call(sim, "POST", "/text-to-audio", body, "media")
+        assert (nothing.status, nothing.content_type, nothing.json()) == (200, "application/json", None)
+    assert_error(call(sim, "POST", "/text-to-audio", {"user": USER}, "media"), 400, "invalid_param")
+    assert_error(
+        call(sim, "POST", "/text-to-audio", {"text": "hi", "user": USER}, "chat"), 400, "invalid_param"
+    )
+
+
+def test_parameters_show_the_media_features(sim):
+    on = call(sim, "GET", "/parameters", key="media").json()
+    assert on["speech_to_text"] == {"enabled": True} and on["text_to_speech"]["enabled"] is True
+    upload_settings = on["file_upload"]
+    assert upload_settings["enabled"] is True and upload_settings["allowed_file_types"] == ["image"]
+    assert (
+        "local_file" in upload_settings["allowed_file_upload_methods"]
+        and upload_settings["number_limits"] == 1
+    )
+    assert on["system_parameters"]["image_file_size_limit"] == 10
+    off = call(sim, "GET", "/parameters", key="chat").json()
+    assert off["file_upload"] == {
+        "image": {
+            "enabled": False,
+            "number_limits": 3,
+            "detail": "high",
+            "transfer_methods": ["remote_url", "local_file"],
+        }
+    }
+    assert off["speech_to_text"] == {"enabled": False} and off["text_to_speech"]["enabled"] is False

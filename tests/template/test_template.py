@@ -204,3 +204,19 @@ def test_every_route_of_the_widget_api_is_routed_by_the_gateway():
     for path, method in documented:
         if method in ("POST", "DELETE"):
             assert (path, "OPTIONS") in routes()
+
+
+def test_uploads_reach_the_function_as_bytes_and_answers_read_aloud_leave_as_audio():
+    from local.apigw import BINARY_MEDIA_TYPES
+    from relay.uploads import AUDIO, IMAGES
+    from tests.template.expanded import expanded
+
+    resources = expanded()["Resources"]
+    [rest_api] = [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::RestApi"]
+    declared = rest_api["Properties"]["Body"]["x-amazon-apigateway-binary-media-types"]
+    # `make local` hands the handler the same bodies base64-encoded as API Gateway does.
+    assert tuple(declared) == BINARY_MEDIA_TYPES
+    for media in (*AUDIO, *IMAGES, "audio/mpeg"):
+        mime_type = media if isinstance(media, str) else media.mime_type
+        assert any(re.fullmatch(t.replace("*", ".+"), mime_type) for t in declared), mime_type
+    assert not any(re.fullmatch(t.replace("*", ".+"), "application/json") for t in declared)

@@ -13,6 +13,8 @@ from .deadline import Deadline
 from .dify import CONFIGURED_MODES, RELAY_MODES, DifyClient
 from .errors import ErrorKind, RelayError
 from .sessions import Session, SessionStore
+from .uploads import IMAGES, MB
+from .widget import MAX_TURN_FILES
 
 # Dify's input form item types → the relay's names for them.
 _INPUT_TYPES = {"text-input": "text", "paragraph": "paragraph", "select": "select", "number": "number"}
@@ -27,8 +29,10 @@ class CompanionService:
         app_mode: str = "auto",
         allowed_inputs: frozenset[str] = frozenset(),
         config_ttl_seconds: int = 300,
+        max_upload_bytes: int = 4 * MB,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._max_upload = max_upload_bytes
         self._dify = dify
         self._sessions = sessions
         self._app_mode = CONFIGURED_MODES.get(app_mode)
@@ -62,12 +66,39 @@ class CompanionService:
                 "feedback": mode != "workflow",  # workflow runs have no messages to rate
                 "suggestions": mode not in ("completion", "workflow")
                 and bool(isinstance(follow_ups, dict) and follow_ups.get("enabled")),
+                "speechToText": _enabled(params, "speech_to_text"),
+                # Dify reads a message aloud: a workflow run has none.
+                "textToSpeech": mode != "workflow" and _enabled(params, "text_to_speech"),
+                "images": self._images(params),
             },
             "inputs": [
                 field
                 for field in map(_input_field_for(self._allowed_inputs), params.get("user_input_form") or [])
                 if field
             ],
+        }
+
+    def _images(self, params: dict) -> dict | None:
+        """What the widget may attach: images uploaded from the visitor's device, if the app takes them."""
+        upload = params.get("file_upload") if isinstance(params.get("file_upload"), dict) else {}
+        legacy = upload.get("image") if isinstance(upload.get("image"), dict) else {}
+        if (
+            "enabled" in upload
+        ):  # saved by Dify 0.10 and later, which read these fields (and drop `files` when off)
+            allowed = upload["enabled"] is True and "image" in _list(upload.get("allowed_file_types"))
+            methods, limit = _list(upload.get("allowed_file_upload_methods")), upload.get("number_limits")
+        else:
+            allowed = legacy.get("enabled") is True
+            methods, limit = _list(legacy.get("transfer_methods")), legacy.get("number_limits")
+        if not allowed or "local_file" not in methods:
+            return None
+        system = params.get("system_parameters") if isinstance(params.get("system_parameters"), dict) else {}
+        dify_mb = system.get("image_file_size_limit")
+        dify_bytes = int(dify_mb * MB) if isinstance(dify_mb, int | float) and dify_mb > 0 else 10 * MB
+        return {
+            "maxFiles": max(1, min(limit, MAX_TURN_FILES)) if isinstance(limit, int) else 1,
+            "maxBytes": min(dify_bytes, self._max_upload),
+            "types": [image.mime_type for image in IMAGES],
         }
 
     def feedback(self, session_id: str, message_id: str, rating: str | None, content: str | None, deadline):
@@ -111,6 +142,15 @@ class CompanionService:
         if session is None:
             raise RelayError(ErrorKind.NOT_FOUND, "Unknown session.")
         return session
+
+
+def _enabled(params: dict, feature: str) -> bool:
+    setting = params.get(feature)
+    return isinstance(setting, dict) and setting.get("enabled") is True
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _input_field_for(allowed: frozenset[str]):

@@ -13,6 +13,7 @@ class ErrorKind(Enum):
     REQUEST_IN_PROGRESS = (409, "request_in_progress", True)
     MESSAGE_TOO_LONG = (413, "message_too_long", False)
     REQUEST_TOO_LARGE = (413, "request_too_large", False)
+    UNSUPPORTED_MEDIA_TYPE = (415, "unsupported_media_type", False)
     RATE_LIMITED = (429, "rate_limited", True)
     UPSTREAM_ERROR = (502, "upstream_error", True)
     UPSTREAM_REJECTED = (502, "upstream_rejected", False)

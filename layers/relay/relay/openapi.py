@@ -12,12 +12,14 @@ import json
 from functools import cache
 
 from .errors import ErrorKind
+from .uploads import AUDIO, IMAGES
 from .widget import (
     CONTROL,
     DEFAULT_MAX_MESSAGE_CHARS,
     MAX_FEEDBACK_CHARS,
     MAX_HISTORY,
     MAX_INPUT_CHARS,
+    MAX_TURN_FILES,
     MAX_USER_CHARS,
     SESSION_ID,
     UUID,
@@ -33,6 +35,10 @@ def _object(properties: dict, required: tuple[str, ...] = ()) -> dict:
         "required": list(required),
         "additionalProperties": False,
     }
+
+
+def _mime_types(formats) -> list[str]:
+    return [f.mime_type for f in formats]
 
 
 def _ref(name: str) -> dict:
@@ -73,6 +79,12 @@ SCHEMAS = {
                         {"type": ["number", "boolean"]},
                     ]
                 },
+            },
+            "files": {
+                "type": ["array", "null"],
+                "description": "Images for this turn: fileIds this session got from POST /v1/files.",
+                "maxItems": MAX_TURN_FILES,
+                "items": _MESSAGE_ID,
             },
         },
         ("message",),
@@ -120,8 +132,27 @@ SCHEMAS = {
             "openingStatement": {"type": "string"},
             "starterQuestions": {"type": "array", "items": {"type": "string"}},
             "features": _object(
-                {"feedback": {"type": "boolean"}, "suggestions": {"type": "boolean"}},
-                ("feedback", "suggestions"),
+                {
+                    "feedback": {"type": "boolean"},
+                    "suggestions": {"type": "boolean"},
+                    "speechToText": {"type": "boolean", "description": "POST /v1/audio is open."},
+                    "textToSpeech": {"type": "boolean", "description": "POST /v1/speech is open."},
+                    "images": {
+                        "description": "POST /v1/files is open, for images this many, this large; else null.",
+                        "oneOf": [
+                            {"type": "null"},
+                            _object(
+                                {
+                                    "maxFiles": {"type": "integer", "minimum": 1, "maximum": MAX_TURN_FILES},
+                                    "maxBytes": {"type": "integer", "minimum": 1},
+                                    "types": {"type": "array", "items": {"enum": _mime_types(IMAGES)}},
+                                },
+                                ("maxFiles", "maxBytes", "types"),
+                            ),
+                        ],
+                    },
+                },
+                ("feedback", "suggestions", "speechToText", "textToSpeech", "images"),
             ),
             "inputs": {"type": "array", "items": _ref("InputField")},
         },
@@ -188,6 +219,19 @@ SCHEMAS = {
     "StreamSources": _object({"sources": {}}, ("sources",)),  # the same list as ChatAnswer's, set below
     "StopRequest": _object({"sessionId": _SESSION_ID, "taskId": _MESSAGE_ID}, ("sessionId", "taskId")),
     "StopResult": _object({"result": {"const": "ok"}}, ("result",)),
+    "Transcript": _object({"sessionId": _SESSION_ID, "text": {"type": "string"}}, ("sessionId", "text")),
+    "UploadedImage": _object(
+        {
+            "sessionId": _SESSION_ID,
+            "fileId": _MESSAGE_ID | {"description": "Name it in ChatRequest.files of this session's turns."},
+            "mimeType": {"enum": _mime_types(IMAGES)},
+            "size": {"type": "integer", "minimum": 1},
+        },
+        ("sessionId", "fileId", "mimeType", "size"),
+    ),
+    "SpeechRequest": _object(
+        {"sessionId": _SESSION_ID, "messageId": _MESSAGE_ID}, ("sessionId", "messageId")
+    ),
 }
 SCHEMAS["StreamSources"]["properties"]["sources"] = copy.deepcopy(
     SCHEMAS["ChatAnswer"]["properties"]["sources"]
@@ -238,7 +282,8 @@ _ERRORS = {
         403: "Origin not allowed",
         404: "Unknown route or session",
         409: "The same message is still being answered",
-        413: "Message or body too large",
+        413: "Message, body or upload too large",
+        415: "An upload that is not one of the route's types",
         429: "Rate limited (see Retry-After)",
         500: "Unexpected relay failure",
         502: "Dify failed or refused",
@@ -265,6 +310,10 @@ _ANSWER_LINKS = {
         "requestBody": {"sessionId": _SESSION, "messageId": "$response.body#/messageId", "rating": "like"},
     },
     "Erase": {"operationId": "erase", "requestBody": {"sessionId": _SESSION}},
+    "Speech": {
+        "operationId": "speech",
+        "requestBody": {"sessionId": _SESSION, "messageId": "$response.body#/messageId"},
+    },
 }
 
 
@@ -289,6 +338,25 @@ _IDEMPOTENCY_KEY = {
 
 def _query(name: str, schema: dict, required: bool = True) -> dict:
     return {"name": name, "in": "query", "required": required, "schema": schema}
+
+
+def _upload(operation_id: str, summary: str, ok: dict, formats, what: str) -> dict:
+    """A route whose body is the uploaded file itself, in one of `formats`."""
+    operation = _operation(
+        operation_id,
+        summary,
+        ok,
+        parameters=[
+            _query("sessionId", _SESSION_ID | {"description": "Leave out before the first turn."}, False)
+        ],
+    )
+    body = {"schema": {"type": "string", "format": "binary"}}
+    operation["requestBody"] = {
+        "required": True,
+        "description": f"The {what}'s bytes; its type is read from them (Content-Type must be one of these).",
+        "content": {mime_type: body for mime_type in _mime_types(formats)},
+    }
+    return operation
 
 
 @cache
@@ -334,6 +402,37 @@ def document(allowed_inputs: frozenset[str] = frozenset()) -> dict:
                     "Stop a streamed answer (Dify stops writing it)",
                     {"200": _json("StopResult", "Asked of Dify (also when the answer had already ended)")},
                     body="StopRequest",
+                )
+            },
+            "/v1/audio": {
+                "post": _upload(
+                    "transcribe",
+                    "A voice message as text, for the visitor to edit and send (features.speechToText)",
+                    {"200": _json("Transcript", "What the recording says")},
+                    AUDIO,
+                    "recording",
+                )
+            },
+            "/v1/files": {
+                "post": _upload(
+                    "uploadImage",
+                    "An image for the session's next turn (features.images)",
+                    {"201": _json("UploadedImage", "Uploaded to Dify")},
+                    IMAGES,
+                    "image",
+                )
+            },
+            "/v1/speech": {
+                "post": _operation(
+                    "speech",
+                    "An answer read aloud (features.textToSpeech); send Accept: audio/mpeg",
+                    {
+                        "200": {
+                            "description": "The audio Dify made of the answer",
+                            "content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}},
+                        }
+                    },
+                    body="SpeechRequest",
                 )
             },
             "/v1/config": {

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from .dynamodb import DynamoDBTable
+
+MAX_IMAGES = 50  # images one session may upload; their ids ride on every read of the session
 
 
 @dataclass(frozen=True)
@@ -14,16 +17,31 @@ class Session:
     session_id: str
     user: str
     conversation_id: str | None
-    expires_at: int
+    expires_at: int  # 0: not saved yet
+    image_ids: frozenset[str] = frozenset()  # Dify upload file ids of the images this session uploaded
 
 
 class SessionStore(Protocol):
     def load(self, session_id: str, now: float) -> Session | None:
         """The live session, or None when unknown or expired."""
 
-    def save(self, session: Session) -> None: ...
+    def save(self, session: Session) -> None:
+        """Saves the session's user, conversation and expiry; its image ids are kept as stored."""
+
+    def add_image(self, session: Session, image_id: str, expires_at: int) -> bool:
+        """Adds an uploaded image to the session (saving it if new); False when it holds MAX_IMAGES."""
 
     def delete(self, session_id: str) -> None: ...
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(24)  # 192 random bits, URL-safe
+
+
+def unsaved(session_id: str | None, user: str | None) -> Session:
+    """A session not saved yet, under the id the widget sent or a new one; its user is its id if not given."""
+    session_id = session_id or new_session_id()
+    return Session(session_id=session_id, user=user or session_id, conversation_id=None, expires_at=0)
 
 
 class InMemorySessionStore:
@@ -43,7 +61,20 @@ class InMemorySessionStore:
 
     def save(self, session: Session) -> None:
         with self._lock:
-            self._sessions[session.session_id] = session
+            stored = self._sessions.get(session.session_id)
+            images = stored.image_ids if stored is not None else frozenset()
+            self._sessions[session.session_id] = replace(session, image_ids=images)
+
+    def add_image(self, session: Session, image_id: str, expires_at: int) -> bool:
+        with self._lock:
+            stored = self._sessions.get(session.session_id) or replace(session, image_ids=frozenset())
+            if len(stored.image_ids) >= MAX_IMAGES:
+                return False
+            expires = max(stored.expires_at, expires_at)
+            self._sessions[session.session_id] = replace(
+                stored, image_ids=stored.image_ids | {image_id}, expires_at=expires
+            )
+            return True
 
     def delete(self, session_id: str) -> None:
         with self._lock:
@@ -68,18 +99,46 @@ class DynamoDBSessionStore(DynamoDBTable):
             user=item["user"]["S"],
             conversation_id=item.get("conversationId", {}).get("S"),
             expires_at=int(item["expiresAt"]["N"]),
+            image_ids=frozenset(item.get("imageIds", {}).get("SS", ())),
         )
 
     def save(self, session: Session) -> None:
-        item = {
-            "pk": {"S": self.PREFIX + session.session_id},
-            "user": {"S": session.user},
-            "expiresAt": {"N": str(session.expires_at)},
-        }
+        # An update, not a put: an image uploaded while a turn runs is not overwritten by the turn's save.
+        values = {":user": {"S": session.user}, ":expires": {"N": str(session.expires_at)}}
+        update = "SET #user = :user, expiresAt = :expires"
         if session.conversation_id:
-            item["conversationId"] = {"S": session.conversation_id}
+            values[":conversation"] = {"S": session.conversation_id}
+            update += ", conversationId = :conversation"
+        else:
+            update += " REMOVE conversationId"
         with self.unavailable_as_store_error():
-            self.client.put_item(TableName=self.table_name, Item=item)
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": self.PREFIX + session.session_id}},
+                UpdateExpression=update,
+                ExpressionAttributeNames={"#user": "user"},
+                ExpressionAttributeValues=values,
+            )
+
+    def add_image(self, session: Session, image_id: str, expires_at: int) -> bool:
+        with self.unavailable_as_store_error():
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"pk": {"S": self.PREFIX + session.session_id}},
+                    UpdateExpression="SET #user = :user, expiresAt = :expires ADD imageIds :image",
+                    ConditionExpression="attribute_not_exists(imageIds) OR size(imageIds) < :max",
+                    ExpressionAttributeNames={"#user": "user"},
+                    ExpressionAttributeValues={
+                        ":user": {"S": session.user},
+                        ":expires": {"N": str(max(session.expires_at, expires_at))},
+                        ":image": {"SS": [image_id]},
+                        ":max": {"N": str(MAX_IMAGES)},
+                    },
+                )
+            except self.client.exceptions.ConditionalCheckFailedException:
+                return False
+        return True
 
     def delete(self, session_id: str) -> None:
         with self.unavailable_as_store_error():

@@ -12,6 +12,7 @@ from .widget import DEFAULT_MAX_MESSAGE_CHARS
 
 APP_MODES = ("auto", "chat", "chatflow", "agent", "completion", "workflow")
 UPSTREAM_MODES = ("auto", "blocking", "streaming")
+MAX_UPLOAD_BYTES = 4_500_000
 
 
 class ConfigurationError(ValueError):
@@ -34,6 +35,7 @@ class Settings:
     session_ttl_seconds: int
     max_message_chars: int
     max_body_bytes: int
+    max_upload_bytes: int
     require_origin: bool
     rate_budgets: Budgets
     key_cache_seconds: int
@@ -89,6 +91,14 @@ class Settings:
         if stream_max_seconds > 900:
             raise ConfigurationError(f"STREAM_MAX_SECONDS must be at most 900, got {stream_max_seconds}")
 
+        # An upload reaches Lambda base64-encoded inside a request of at most 6 MB.
+        max_upload_bytes = number("MAX_UPLOAD_BYTES", 4 * 1024 * 1024, 1024)
+        if max_upload_bytes > MAX_UPLOAD_BYTES:
+            raise ConfigurationError(
+                f"MAX_UPLOAD_BYTES must be at most {MAX_UPLOAD_BYTES} (Lambda's 6 MB request holds it "
+                f"base64-encoded), got {max_upload_bytes}"
+            )
+
         return cls(
             dify_api_url=text("DIFY_API_URL", "https://api.dify.ai/v1").rstrip("/"),
             dify_app_mode=choice("DIFY_APP_MODE", APP_MODES),
@@ -104,6 +114,7 @@ class Settings:
             session_ttl_seconds=number("SESSION_TTL_SECONDS", 7 * 24 * 3600, 300),
             max_message_chars=number("MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS, 1),
             max_body_bytes=number("MAX_BODY_BYTES", 32_768, 256),
+            max_upload_bytes=max_upload_bytes,
             require_origin=choice("REQUIRE_ORIGIN", ("false", "true")) == "true",
             rate_budgets=Budgets(
                 session_per_minute=number("RATE_LIMIT_SESSION_PER_MINUTE", Budgets.session_per_minute, 0),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -23,15 +22,12 @@ from .dify import (
     Started,
 )
 from .dynamodb import StoreUnavailable
+from .errors import ErrorKind, RelayError
 from .limits import RateLimiter
-from .sessions import Session, SessionStore
+from .sessions import Session, SessionStore, unsaved
 from .widget import ChatRequest
 
 logger = Logger(child=True)
-
-
-def new_session_id() -> str:
-    return secrets.token_urlsafe(24)  # 192 random bits, URL-safe
 
 
 @dataclass(frozen=True)
@@ -152,18 +148,22 @@ class TurnService:
     ) -> tuple[Session, Question, str, float]:
         now = self._clock()
         session = self._session_for(request, now)
+        if not session.image_ids.issuperset(request.image_ids):
+            # As with a message id, another session's file does not exist for this one.
+            raise RelayError(ErrorKind.NOT_FOUND, "'files' names an image this session did not upload.")
         if self._limiter is not None:
             try:
                 self._limiter.spend(session_id=session.session_id, client_ip=client_ip, now=now)
             except StoreUnavailable as error:
                 # Gateway throttling and reserved concurrency still cap spending while counters are down.
-                _degraded("rate limits not checked", error)
+                telemetry.degraded("rate limits not checked", error)
         app_mode = self._app_mode or self._dify.app_mode(deadline)
         question = Question(
             query=request.message,
             user=session.user,
             conversation_id=session.conversation_id,
             inputs={**self._default_inputs, **request.inputs},
+            image_ids=request.image_ids,
         )
         return session, question, app_mode, now
 
@@ -190,14 +190,8 @@ class TurnService:
             try:
                 stored = self._sessions.load(request.session_id, now)
             except StoreUnavailable as error:
-                _degraded("session not loaded; answering as a new conversation", error)
-        if stored is not None:
-            return stored
-        session_id = request.session_id or new_session_id()
-        # expires_at 0 marks a session not saved yet.
-        return Session(
-            session_id=session_id, user=request.user or session_id, conversation_id=None, expires_at=0
-        )
+                telemetry.degraded("session not loaded; answering as a new conversation", error)
+        return stored or unsaved(request.session_id, request.user)
 
     def _remember(self, session: Session, conversation_id: str | None, now: float) -> None:
         # A continued turn writes only when something changed or half the idle window has passed.
@@ -208,12 +202,7 @@ class TurnService:
         try:
             self._sessions.save(renewed)
         except StoreUnavailable as error:
-            _degraded("session not saved; the next turn starts a new conversation", error)
-
-
-def _degraded(what: str, error: StoreUnavailable) -> None:
-    logger.warning(f"DynamoDB unavailable: {what}", extra={"reason": str(error)})
-    telemetry.count("StoreDegradations")
+            telemetry.degraded("session not saved; the next turn starts a new conversation", error)
 
 
 def replayed(body: dict) -> Iterator[TurnEvent]:

@@ -16,6 +16,7 @@ MAX_FEEDBACK_CHARS = 1000
 MAX_HISTORY = 100
 MAX_USER_CHARS = 255  # Dify stores `user` in a 255-character column
 MAX_INPUT_CHARS = 2000
+MAX_TURN_FILES = 10  # Dify checks the app's own, lower number_limits
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -25,15 +26,17 @@ class ChatRequest:
     session_id: str | None
     user: str | None
     inputs: dict = field(default_factory=dict)
+    image_ids: tuple[str, ...] = ()  # fileIds from /v1/files
 
     def scope(self) -> dict:
         """What makes two requests the same message."""
-        return {
+        scope = {
             "sessionId": self.session_id,
             "user": self.user,
             "message": self.message,
             "inputs": self.inputs,
         }
+        return scope | ({"files": list(self.image_ids)} if self.image_ids else {})
 
 
 def _invalid(message: str) -> RelayError:
@@ -79,7 +82,7 @@ def parse_chat_request(
     allowed_inputs: frozenset[str] = frozenset(),
     max_body_bytes: int = 32_768,
 ) -> ChatRequest:
-    data = json_body(body, max_body_bytes, ("message", "sessionId", "user", "inputs"))
+    data = json_body(body, max_body_bytes, ("message", "sessionId", "user", "inputs", "files"))
 
     message = data.get("message")
     if not isinstance(message, str) or not message.strip():
@@ -100,8 +103,24 @@ def parse_chat_request(
         raise _invalid(f"'user' must be a non-blank string of at most {MAX_USER_CHARS} printable characters.")
 
     return ChatRequest(
-        message=message, session_id=session_id, user=user, inputs=_inputs(data.get("inputs"), allowed_inputs)
+        message=message,
+        session_id=session_id,
+        user=user,
+        inputs=_inputs(data.get("inputs"), allowed_inputs),
+        image_ids=_file_ids(data.get("files")),
     )
+
+
+def _file_ids(files) -> tuple[str, ...]:
+    if files is None:
+        return ()
+    if not (
+        isinstance(files, list)
+        and len(files) <= MAX_TURN_FILES
+        and all(isinstance(f, str) and UUID.fullmatch(f) for f in files)
+    ):
+        raise _invalid(f"'files' must be a list of at most {MAX_TURN_FILES} fileIds from /v1/files.")
+    return tuple(dict.fromkeys(files))
 
 
 def _inputs(inputs, allowed: frozenset[str]) -> dict:

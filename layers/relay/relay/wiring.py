@@ -10,6 +10,7 @@ from .companion import CompanionService
 from .dify import DifyClient
 from .keys import KeyProvider, SecretsManagerKeyProvider, StaticKeyProvider
 from .limits import DynamoDBCounters, InMemoryCounters, RateLimiter
+from .media import MediaService
 from .repeats import Repeats, dynamodb_persistence, in_memory_persistence
 from .sessions import DynamoDBSessionStore, InMemorySessionStore, SessionStore
 from .settings import Settings
@@ -69,6 +70,7 @@ class Services:
     turns: TurnService
     companion: CompanionService
     repeats: Repeats
+    media: MediaService
 
 
 def services(settings: Settings) -> Services:
@@ -84,7 +86,7 @@ def services(settings: Settings) -> Services:
         query_input=settings.query_input,
         answer_output=settings.answer_output,
     )
-    sessions = session_store(settings, aws)
+    sessions, limiter = session_store(settings, aws), rate_limiter(settings, aws)
     turns = TurnService(
         dify,
         sessions,
@@ -92,7 +94,7 @@ def services(settings: Settings) -> Services:
         app_mode=settings.dify_app_mode,
         upstream_mode=settings.upstream_mode,
         default_inputs=settings.dify_inputs,
-        limiter=rate_limiter(settings, aws),
+        limiter=limiter,
     )
     companion = CompanionService(
         dify,
@@ -100,5 +102,14 @@ def services(settings: Settings) -> Services:
         app_mode=settings.dify_app_mode,
         allowed_inputs=settings.allowed_inputs,
         config_ttl_seconds=settings.config_ttl_seconds,
+        max_upload_bytes=settings.max_upload_bytes,
     )
-    return Services(turns, companion, repeats(settings, aws))
+    media = MediaService(
+        dify,
+        sessions,
+        companion.config,
+        session_ttl_seconds=settings.session_ttl_seconds,
+        max_upload_bytes=settings.max_upload_bytes,
+        limiter=limiter,
+    )
+    return Services(turns, companion, repeats(settings, aws), media)

@@ -45,6 +45,11 @@ class Shapes:
             if route is Route.COMPLETION:
                 payload["query"] = question.query  # the legacy field older completion apps read
         payload["inputs"] = inputs
+        if question.image_ids:
+            payload["files"] = [
+                {"type": "image", "transfer_method": "local_file", "upload_file_id": file_id}
+                for file_id in question.image_ids
+            ]
         return payload
 
     def blocking_answer(self, route: Route, mode: str, data: dict) -> Answer:

@@ -15,8 +15,8 @@ from ..deadline import Deadline
 from ..errors import ErrorKind, RelayError
 from ..keys import KeyProvider
 from .answers import PING, Assembly, Shapes
-from .protocol import APP_ROUTES, RELAY_MODES, Answer, HistoryPage, Part, Question, Route, is_uuid
-from .refusals import SUGGESTIONS_OFF, checked_id, misconfigured
+from .protocol import APP_ROUTES, RELAY_MODES, Answer, HistoryPage, Part, Question, Route, Upload, is_uuid
+from .refusals import SUGGESTIONS_OFF, checked_id, malformed, misconfigured
 from .transport import _JITTER, Transport
 
 logger = Logger(child=True)
@@ -117,6 +117,30 @@ class DifyClient:
         except RelayError as error:
             if error.dify_status != 404:
                 raise
+
+    def transcribe(self, recording: Upload, user: str, deadline: Deadline) -> str:
+        """POST /audio-to-text: what the recording says."""
+        text = self._transport.upload("/audio-to-text", recording, {"user": user}, deadline).get("text")
+        if not isinstance(text, str):
+            raise malformed()
+        return text
+
+    def upload_image(self, image: Upload, user: str, deadline: Deadline) -> str:
+        """POST /files/upload: the id a turn names the image by, owned by `user`."""
+        file_id = self._transport.upload("/files/upload", image, {"user": user}, deadline).get("id")
+        if not isinstance(file_id, str) or not is_uuid(file_id):
+            raise malformed()
+        return file_id
+
+    def speak(self, message_id: str, user: str, deadline: Deadline, *, max_bytes: int) -> tuple[bytes, str]:
+        """POST /text-to-audio: the message read aloud, and its audio type. No voice is named, so Dify
+        uses the app's and refuses when the app has the feature off."""
+        payload = {"message_id": checked_id(message_id), "user": user}
+        audio, audio_type = self._transport.fetch("/text-to-audio", payload, deadline, max_bytes)
+        if not audio_type.startswith("audio/"):
+            # A JSON null: Dify has no such message (or not this user's), or the message has no text.
+            raise RelayError(ErrorKind.NOT_FOUND, "Unknown message.")
+        return audio, audio_type.split(";")[0]
 
     def ask(
         self, question: Question, *, app_mode: str, deadline: Deadline, streaming: bool = False

@@ -58,6 +58,16 @@ class Question:
     user: str
     conversation_id: str | None = None
     inputs: dict = field(default_factory=dict)
+    image_ids: tuple[str, ...] = ()  # images this user uploaded, by Dify's upload file id
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file for Dify's multipart routes: its name (Dify reads the type from the extension), bytes, type."""
+
+    name: str
+    data: bytes
+    content_type: str
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,11 @@ def upstream_error(status: int, body: dict, headers) -> RelayError:
         return RelayError(ErrorKind.UPSTREAM_ERROR, "The assistant failed to answer. Please try again.")
     if status == 401:
         return RelayError(ErrorKind.UPSTREAM_REJECTED, "The assistant refused the relay's credentials.")
+    # An upload within the relay's limits but over the Dify instance's own, or of a type it does not take.
+    if status == 413:
+        return RelayError(ErrorKind.REQUEST_TOO_LARGE, "The file is larger than the assistant takes.")
+    if status == 415:
+        return RelayError(ErrorKind.UNSUPPORTED_MEDIA_TYPE, "The assistant does not take this type of file.")
     return RelayError(ErrorKind.UPSTREAM_REJECTED, "The assistant is not available for this request.")
 
 
@@ -79,3 +84,8 @@ def timeout() -> RelayError:
 def failed_run(run: dict) -> RelayError:
     logger.warning("Dify workflow run did not succeed", extra={"dify_run_status": run.get("status")})
     return RelayError(ErrorKind.UPSTREAM_ERROR, "The assistant failed to answer. Please try again.")
+
+
+def too_long(max_bytes: int) -> RelayError:
+    logger.warning("Dify's binary answer is over the relay's limit", extra={"max_bytes": max_bytes})
+    return RelayError(ErrorKind.REQUEST_TOO_LARGE, "The answer is too long to be read aloud.")

@@ -14,13 +14,14 @@ from .. import sse, telemetry
 from ..deadline import Deadline
 from ..errors import ErrorKind, RelayError
 from ..keys import KeyProvider
-from .protocol import json_object
+from .protocol import Upload, json_object
 from .refusals import (
     ENDED_CONVERSATION,
     ConversationNotFound,
     malformed,
     retry_after,
     timeout,
+    too_long,
     upstream_error,
 )
 
@@ -32,6 +33,11 @@ MIN_ATTEMPT_SECONDS = 1.0  # no retry starts with less than this left of the dea
 _READ_BYTES = 64 * 1024
 _JITTER = secrets.SystemRandom()
 PING = {"event": "ping"}  # Dify's keep-alive, which it sends as a named event without data
+_Body = tuple[bytes, str]  # a request body and its content type
+
+
+def _json(payload) -> _Body | None:
+    return None if payload is None else (json.dumps(payload).encode(), "application/json")
 
 
 class Transport:
@@ -56,7 +62,32 @@ class Transport:
 
     def call(self, method: str, path: str, deadline: Deadline, payload=None, sent_conversation=False) -> dict:
         """Dify's JSON answer to one request ({} for 204)."""
-        response = self._open(method, path, payload, deadline, sent_conversation)
+        response = self._open(method, path, _json(payload), deadline, sent_conversation)
+        return self._json_answer(response, deadline)
+
+    def upload(self, path: str, upload: Upload, fields: dict[str, str], deadline: Deadline) -> dict:
+        """Dify's JSON answer to a multipart form of `fields` and the upload as its `file`."""
+        body = urllib3.encode_multipart_formdata(
+            {**fields, "file": (upload.name, upload.data, upload.content_type)}
+        )
+        return self._json_answer(self._open("POST", path, body, deadline, False), deadline)
+
+    def fetch(self, path: str, payload: dict, deadline: Deadline, max_bytes: int) -> tuple[bytes, str]:
+        """A binary answer and its content type, refused when longer than `max_bytes`."""
+        response = self._open("POST", path, _json(payload), deadline, False)
+        content_type = response.headers.get("Content-Type", "")
+        data = bytearray()
+        try:
+            for chunk in self._chunks(response, path, deadline):
+                data += chunk
+                if len(data) > max_bytes:
+                    response.close()
+                    raise too_long(max_bytes)
+        finally:
+            response.release_conn()
+        return bytes(data), content_type
+
+    def _json_answer(self, response, deadline: Deadline) -> dict:
         raw = self._read_all(response, deadline)
         if response.status == 204:
             return {}
@@ -68,7 +99,7 @@ class Transport:
     def events(self, path: str, payload: dict, deadline: Deadline, sent_conversation: bool) -> Iterator[dict]:
         """The JSON events of a streamed answer, Dify's pings as PING. Errors before the stream opens come
         as plain JSON."""
-        response = self._open("POST", path, payload, deadline, sent_conversation)
+        response = self._open("POST", path, _json(payload), deadline, sent_conversation)
         try:
             if not response.headers.get("Content-Type", "").startswith("text/event-stream"):
                 logger.warning("Dify answered a stream request without a stream")
@@ -115,14 +146,13 @@ class Transport:
         if sock is not None:
             sock.settimeout(min(remaining, self._read_timeout))
 
-    def _open(self, method: str, path: str, payload, deadline: Deadline, sent_conversation: bool):
+    def _open(self, method: str, path: str, body: _Body | None, deadline: Deadline, sent_conversation: bool):
         """A response with a success status, after Dify's retry rules; its body is still to be read.
 
         Retried: connection failures, 5xx and 429 too_many_requests, with jittered exponential backoff that
         honours Retry-After, within the deadline and MAX_ATTEMPTS. Never retried as they are: other 4xx.
         A 401 is retried once with the key fetched again (it may have been rotated).
         """
-        body = json.dumps(payload).encode() if payload is not None else None
         key, refreshed, attempt = self._keys.get(), False, 0
         while True:
             attempt += 1
@@ -164,19 +194,19 @@ class Transport:
         error.dify_status, error.dify_code = status, code
         return error
 
-    def _request(self, method: str, path: str, body: bytes | None, key: str, deadline: Deadline):
+    def _request(self, method: str, path: str, body: _Body | None, key: str, deadline: Deadline):
         remaining = deadline.remaining()
         if remaining <= 0:
             raise timeout()
-        headers = {"Authorization": f"Bearer {key}"}
+        headers, data = {"Authorization": f"Bearer {key}"}, None
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            data, headers["Content-Type"] = body
         started = time.perf_counter()
         try:
             response = self._http.request(
                 method,
                 self._base_url + path,
-                body=body,
+                body=data,
                 headers=headers,
                 timeout=urllib3.Timeout(
                     connect=min(self._connect_timeout, remaining), read=min(self._read_timeout, remaining)
