@@ -27,7 +27,7 @@ UV_INSTALL = $(UV) pip install --quiet --require-hashes
 # prefer one of its own.
 PYTHON_EXE = $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
-.PHONY: local test lint pytest chromium template audit workflows build build-check lock clean bench \
+.PHONY: local test lint pytest chromium axe template audit workflows build build-check lock clean bench \
 	python-check setup-check fuzz abuse build-RelayFunction build-StreamFunction build-RelayCodeLayer \
 	build-DependenciesLayer
 
@@ -73,8 +73,11 @@ setup-check:
 		-r layers/deps/requirements.txt
 	$(SETUP_CHECK_DIR)/dev/bin/python -c "import aws_lambda_powertools, boto3, moto, pytest, samcli"
 	$(SETUP_CHECK_DIR)/audit/bin/checkov --version >/dev/null
+	mkdir -p $(SETUP_CHECK_DIR)/npm && cp $(BROWSER_DIR)/package.json $(BROWSER_DIR)/package-lock.json $(SETUP_CHECK_DIR)/npm/
+	$(NPM_CI) --prefix $(SETUP_CHECK_DIR)/npm --cache $(abspath $(SETUP_CHECK_DIR))/npm-cache
+	test -f $(SETUP_CHECK_DIR)/npm/node_modules/axe-core/axe.min.js
 	rm -rf $(SETUP_CHECK_DIR)
-	@echo "setup-check: the bootstrap, .venv, .venv-audit and the layer install from their locks with no cache"
+	@echo "setup-check: the bootstrap, .venv, .venv-audit, the layer and axe-core install from their locks with no cache"
 
 local: $(READY)
 	PORT=$(PORT) $(BIN)/python -m local.server
@@ -86,11 +89,22 @@ lint: $(READY)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# axe-core (npm, pinned with its integrity hash in the lock), injected into the widget's page by the
+# browser tests to check its accessibility.
+BROWSER_DIR := tests/browser
+AXE := $(BROWSER_DIR)/node_modules/axe-core/axe.min.js
+NPM_CI := npm ci --no-audit --no-fund --loglevel=error
+axe: $(AXE)
+$(AXE): $(BROWSER_DIR)/package-lock.json
+	$(NPM_CI) --prefix $(BROWSER_DIR)
+	touch $@
+
 # One worker per core (tests are independent; each worker has its own Dify simulator); the browser
 # tests share one Chromium on one worker.
 PYTEST_ARGS ?= -n auto --dist loadgroup
-pytest: $(READY) chromium
+pytest: $(READY) chromium $(AXE)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
 
 # tests/browser drives the system's Chromium through playwright. Where it is missing and apt-get may
 # install it (root on Debian, as on the CI machines here), it is installed; elsewhere install the

@@ -24,6 +24,12 @@ def load_event(name: str) -> dict:
 _TEMPLATE = load_event("chat_first_turn.json")
 
 
+def is_binary(content_type: str) -> bool:
+    """Whether API Gateway treats a body of this type (or an Accept of it) as binary."""
+    media_type = content_type.split(";")[0].strip().lower()
+    return bool(media_type) and any(fnmatch.fnmatchcase(media_type, t) for t in BINARY_MEDIA_TYPES)
+
+
 def rest_event(
     method: str,
     path: str,
@@ -38,9 +44,7 @@ def rest_event(
     event = copy.deepcopy(_TEMPLATE)
     headers = dict(headers or {})
     params = parse_qs(query, keep_blank_values=True)
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
-    media_type = content_type.split(";")[0].strip().lower()
-    binary = bool(media_type) and any(fnmatch.fnmatchcase(media_type, t) for t in BINARY_MEDIA_TYPES)
+    binary = is_binary(next((v for k, v in headers.items() if k.lower() == "content-type"), ""))
     if isinstance(body, str) and binary:
         body = body.encode()
     if isinstance(body, bytes):

@@ -5,6 +5,7 @@ With no DIFY_API_KEY, an embedded Dify simulator answers, so a first turn works 
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -14,7 +15,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from local.apigw import LambdaContext, rest_event
+from local.apigw import LambdaContext, is_binary, rest_event
 
 ROOT = Path(__file__).resolve().parent.parent
 # What each DIFY_APP_MODE looks like inside Dify (the simulated app's `mode`).
@@ -89,6 +90,8 @@ def make_handler(lambda_handler, stream=None):
             with lock:
                 result = lambda_handler(event, LambdaContext())
             payload = (result.get("body") or "").encode()
+            if result.get("isBase64Encoded") and is_binary(self.headers.get("Accept", "").split(",")[0]):
+                payload = base64.b64decode(payload)  # as API Gateway does for an Accept of a binary type
             self.send_response(result["statusCode"])
             multi = result.get("multiValueHeaders") or {}
             for name, value in (result.get("headers") or {}).items():

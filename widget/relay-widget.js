@@ -16,6 +16,10 @@
  *   with this text (and a link to data-privacy-url, when given); the choice is remembered, and "Forget me"
  *   erases the conversation and the choice.
  * data-stream="off": ask for whole answers (POST /v1/chat) instead of streamed ones (POST /v1/chat/stream).
+ * Voice, images and answers read aloud appear where the Dify app has them on (/v1/config features): a
+ *   microphone records a voice message (WAV, the one format every Dify release transcribes; up to 60 s) whose
+ *   text the visitor may edit before sending; an attach button adds images to the next message; each answer
+ *   gets a "Read aloud" button. data-voice="off", data-images="off" or data-speech="off" leave one out.
  */
 (function () {
   "use strict";
@@ -50,7 +54,21 @@
     invalid: "That message could not be sent: {m}",
     interrupted: "The answer was interrupted. Please ask again.",
     stopped: "Stopped.",
+    microphone: "The microphone is not available. Check the browser's permission for this site.",
+    recording: "Recording… select the microphone again to stop.",
+    tooManyImages: "You can attach up to {n} images to a message.",
+    imageType: "Only images of these types can be attached: {t}.",
+    imageSize: "That image is larger than {mb} MB.",
   };
+  var MIC =
+    '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><path fill="currentColor" d="M12 15a3 3 0 0 0 3-3V6a3 3 0 ' +
+    '0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.9V22h2v-3.1a7 7 0 0 0 6-6.9h-2z"/></svg>';
+  var CLIP =
+    '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><path fill="currentColor" d="M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 ' +
+    '2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6h-1.5z"/></svg>';
+  var SPEAKER =
+    '<svg viewBox="0 0 24 24" width="14" height="14" aria-hidden="true"><path fill="currentColor" d="M3 9v6h4l5 5V4L7 9H3zm13.5 ' +
+    '3A4.5 4.5 0 0 0 14 8v8a4.5 4.5 0 0 0 2.5-4z"/></svg>';
 
   function load(key) {
     try { return window.localStorage.getItem(storeKey + ":" + key); } catch (e) { return null; }
@@ -86,6 +104,23 @@
       // The browser hides why a request failed: no network, or a page the relay does not serve (no CORS grant).
       throw new RelayError("offline", navigator.onLine === false ? MESSAGES.offline : MESSAGES.unreachable);
     });
+  }
+
+  // A file as the request body (a recording or an image): the relay reads its type from its bytes.
+  function upload(path, blob) {
+    var session = load("session");
+    var query = session ? "?sessionId=" + encodeURIComponent(session) : "";
+    return blob.arrayBuffer().then(function (bytes) {
+      return fetch(base + path + query, { method: "POST", headers: { "Content-Type": blob.type }, body: bytes });
+    }).then(
+      function (response) {
+        return response.json().catch(function () { return {}; }).then(function (data) {
+          if (response.ok) return data;
+          throw describe(response, (data && data.error) || {});
+        });
+      },
+      function () { throw new RelayError("offline", navigator.onLine === false ? MESSAGES.offline : MESSAGES.unreachable); }
+    );
   }
 
   // The relay's Server-Sent Events as they arrive: on(name, data) for each.
@@ -149,7 +184,7 @@
     var wait = response && response.headers.get("Retry-After");
     if (error.code === "rate_limited") return new RelayError("limited", MESSAGES.rate_limited.replace("{s}", wait || "a few"));
     if (error.code === "origin_not_allowed") return new RelayError("refused", MESSAGES.refused);
-    if (error.code === "invalid_request" || error.code === "message_too_long" || error.code === "request_too_large")
+    if (["invalid_request", "message_too_long", "request_too_large", "unsupported_media_type"].indexOf(error.code) >= 0)
       return new RelayError("invalid", MESSAGES.invalid.replace("{m}", error.message || ""));
     if (error.retryable) return new RelayError("busy", MESSAGES.busy);
     return new RelayError("unavailable", MESSAGES.unavailable);
@@ -199,6 +234,14 @@
     "form button:disabled{opacity:.5;cursor:not-allowed}" +
     "form .stop{background:var(--bg);color:var(--fg);border:1px solid var(--line)}" +
     ".consent{display:flex;gap:6px;align-items:flex-start;padding:8px 12px;font-size:13px;border-top:1px solid var(--line)}" +
+    "form .tool{background:var(--bg);color:var(--fg);border:1px solid var(--line);padding:0 9px}" +
+    "form .tool[aria-pressed=true]{background:#c62828;color:#fff;border-color:#c62828}" +
+    ".attached{display:flex;flex-wrap:wrap;gap:6px;padding:0 10px}" +
+    ".attached figure{position:relative;margin:0}" +
+    ".attached img,.msg img{width:56px;height:56px;object-fit:cover;border-radius:6px;display:block}" +
+    ".msg .images{display:flex;gap:4px;margin-top:4px}" +
+    ".attached button{position:absolute;top:-6px;right:-6px;width:22px;height:22px;border-radius:50%;border:0;background:#1d1d1f;color:#fff;cursor:pointer;padding:0}" +
+    ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}" +
     ":focus-visible{outline:3px solid var(--a,#ffbf47);outline-offset:2px}" +
     "</style>" +
     '<button class="bubble" type="button" aria-label="Open chat" aria-expanded="false">' +
@@ -208,11 +251,16 @@
     '<header><img class="avatar" alt="" hidden><h2></h2><button class="erase" type="button">Erase chat</button>' +
     '<button class="close" type="button" aria-label="Close chat">&#x2715;</button></header>' +
     '<div class="log" role="log" aria-live="polite"></div>' +
-    '<div class="chips" aria-label="Suggested questions"></div>' +
+    '<div class="chips" role="group" aria-label="Suggested questions"></div>' +
     '<label class="consent" hidden><input type="checkbox"><span></span></label>' +
+    '<div class="attached" role="group" aria-label="Images to send"></div>' +
     '<form><label style="flex:1;display:flex"><span hidden>Your message</span>' +
     '<textarea rows="2" aria-label="Your message" placeholder="Type your message"></textarea></label>' +
+    '<button class="tool mic" type="button" aria-label="Record a voice message" aria-pressed="false" hidden>' + MIC + "</button>" +
+    '<button class="tool attach" type="button" aria-label="Attach an image" hidden>' + CLIP + "</button>" +
+    '<input class="files" type="file" multiple hidden aria-hidden="true" tabindex="-1">' +
     '<button type="submit">Send</button><button class="stop" type="button" hidden>Stop</button></form>' +
+    '<div class="sr status" role="status" aria-live="polite"></div>' +
     "</section>";
   host.style.setProperty("--c", color);
   host.style.setProperty("--t", textColor);
@@ -223,8 +271,10 @@
 
   var $ = function (selector) { return root.querySelector(selector); };
   var bubble = $(".bubble"), panel = $(".panel"), log = $(".log"), chips = $(".chips");
-  var form = $("form"), input = $("textarea"), send = $("form button"), stop = $(".stop");
+  var form = $("form"), input = $("textarea"), send = $("form button[type=submit]"), stop = $(".stop");
   var consent = $(".consent"), consentBox = $(".consent input");
+  var mic = $(".mic"), attach = $(".attach"), fileInput = $(".files"), attachedBox = $(".attached");
+  var status = $(".status");
   $("header h2").textContent = title;
   panel.setAttribute("aria-label", title);
   if (options.placeholder) input.placeholder = options.placeholder;
@@ -302,8 +352,214 @@
 
   function updateSend() {
     var needsConsent = !agreed();
-    send.disabled = sending || !!needsConsent;
+    var uploading = attachments.some(function (image) { return !image.fileId; });
+    send.disabled = sending || uploading || !!needsConsent;
     send.title = needsConsent ? "Please accept the terms first" : "";
+    mic.disabled = attach.disabled = !!needsConsent || transcribing;
+  }
+
+  function features() {
+    return (config && config.features) || {};
+  }
+
+  // The microphone and the attach button, where the app takes voice and images and the browser can do it.
+  function showMediaTools() {
+    var canRecord = !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia && (window.AudioContext || window.webkitAudioContext));
+    mic.hidden = !(features().speechToText && options.voice !== "off" && canRecord);
+    var images = features().images;
+    attach.hidden = !(images && options.images !== "off");
+    if (images) fileInput.accept = images.types.join(",");
+  }
+
+  // --- voice messages: 16 kHz mono WAV, which every Dify release transcribes -----------------------
+
+  var MAX_RECORDING_S = 60, WAV_RATE = 16000;
+  var recording = null, transcribing = false;
+
+  function WavRecording(stream) {
+    var Context = window.AudioContext || window.webkitAudioContext;
+    var chunks = this.chunks = [];
+    this.stream = stream;
+    this.context = new Context();
+    this.source = this.context.createMediaStreamSource(stream);
+    this.processor = this.context.createScriptProcessor(4096, 1, 1);
+    this.processor.onaudioprocess = function (event) {
+      chunks.push(new Float32Array(event.inputBuffer.getChannelData(0)));
+    };
+    this.source.connect(this.processor);
+    this.processor.connect(this.context.destination);
+    if (this.context.resume) this.context.resume();
+  }
+  WavRecording.prototype.stop = function () {
+    this.processor.disconnect();
+    this.source.disconnect();
+    this.stream.getTracks().forEach(function (track) { track.stop(); });
+    var rate = this.context.sampleRate;
+    this.context.close();
+    return wav(this.chunks, rate, Math.min(WAV_RATE, rate));
+  };
+
+  function wav(chunks, from, to) {
+    var length = chunks.reduce(function (n, chunk) { return n + chunk.length; }, 0);
+    var samples = new Float32Array(length), offset = 0;
+    chunks.forEach(function (chunk) { samples.set(chunk, offset); offset += chunk.length; });
+    var step = from / to, count = Math.floor(length / step);
+    var view = new DataView(new ArrayBuffer(44 + count * 2));
+    var text = function (at, value) {
+      for (var i = 0; i < value.length; i++) view.setUint8(at + i, value.charCodeAt(i));
+    };
+    text(0, "RIFF"); view.setUint32(4, 36 + count * 2, true); text(8, "WAVE");
+    text(12, "fmt "); view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
+    view.setUint32(24, to, true); view.setUint32(28, to * 2, true); view.setUint16(32, 2, true); view.setUint16(34, 16, true);
+    text(36, "data"); view.setUint32(40, count * 2, true);
+    for (var i = 0; i < count; i++) {
+      // Each sample the mean of the ones it stands for: a simple low-pass before dropping the rest.
+      var first = Math.floor(i * step), last = Math.max(first + 1, Math.floor((i + 1) * step)), sum = 0;
+      for (var j = first; j < last; j++) sum += samples[j];
+      var value = Math.max(-1, Math.min(1, sum / (last - first)));
+      view.setInt16(44 + i * 2, value < 0 ? value * 0x8000 : value * 0x7fff, true);
+    }
+    return new Blob([view.buffer], { type: "audio/wav" });
+  }
+
+  function toggleRecording() {
+    if (recording) return finishRecording();
+    if (!agreed() || transcribing) return;
+    navigator.mediaDevices.getUserMedia({ audio: true }).then(function (stream) {
+      recording = new WavRecording(stream);
+      recording.timer = setTimeout(finishRecording, MAX_RECORDING_S * 1000);
+      mic.setAttribute("aria-pressed", "true");
+      mic.setAttribute("aria-label", "Stop recording");
+      status.textContent = MESSAGES.recording;
+    }, function () {
+      notice(new RelayError("microphone", MESSAGES.microphone));
+    });
+  }
+
+  function finishRecording() {
+    var done = recording;
+    if (!done) return;
+    recording = null;
+    clearTimeout(done.timer);
+    mic.setAttribute("aria-pressed", "false");
+    mic.setAttribute("aria-label", "Record a voice message");
+    transcribing = true;
+    updateSend();
+    status.textContent = "Turning your voice message into text…";
+    queued(function () { return upload("/v1/audio", done.stop()); }).then(function (data) {
+      save("session", data.sessionId);
+      input.value = (input.value.trim() ? input.value.trim() + " " : "") + data.text;
+      status.textContent = "Your voice message is in the message box: edit it, then send it.";
+    }, function (error) {
+      status.textContent = "";
+      notice(error);
+    }).then(function () {
+      transcribing = false;
+      updateSend();
+      input.focus();
+    });
+  }
+
+  // Uploads one after another: the first may start the session the ones after it join.
+  var uploads = Promise.resolve();
+  function queued(task) {
+    var result = uploads.then(task);
+    uploads = result.catch(function () {});
+    return result;
+  }
+
+  // --- images for the next message ------------------------------------------------------------------
+
+  var attachments = [];  // {url, fileId (null while it uploads)}
+
+  function attachImages() {
+    var images = features().images;
+    var files = Array.prototype.slice.call(fileInput.files || []);
+    fileInput.value = "";
+    if (!images) return;
+    files.forEach(function (file) {
+      if (attachments.length >= images.maxFiles) {
+        return notice(new RelayError("invalid", MESSAGES.tooManyImages.replace("{n}", images.maxFiles)));
+      }
+      if (images.types.indexOf(file.type) < 0) {
+        var names = images.types.map(function (type) { return type.split("/")[1].toUpperCase(); }).join(", ");
+        return notice(new RelayError("invalid", MESSAGES.imageType.replace("{t}", names)));
+      }
+      if (file.size > images.maxBytes) {
+        return notice(new RelayError("invalid", MESSAGES.imageSize.replace("{mb}", (images.maxBytes / 1048576).toFixed(1))));
+      }
+      var image = { url: URL.createObjectURL(file), fileId: null };
+      attachments.push(image);
+      showAttachments();
+      queued(function () { return upload("/v1/files", file); }).then(function (data) {
+        save("session", data.sessionId);
+        image.fileId = data.fileId;
+        showAttachments();
+      }, function (error) {
+        removeAttachment(image);
+        notice(error);
+      });
+    });
+  }
+
+  function removeAttachment(image) {
+    attachments = attachments.filter(function (other) { return other !== image; });
+    showAttachments();
+  }
+
+  function showAttachments() {
+    attachedBox.textContent = "";
+    attachments.forEach(function (image, index) {
+      var figure = document.createElement("figure");
+      var preview = document.createElement("img");
+      preview.src = image.url;
+      preview.alt = "Image " + (index + 1) + (image.fileId ? " to send" : ", uploading");
+      var remove = document.createElement("button");
+      remove.type = "button";
+      remove.textContent = "\u2715";
+      remove.setAttribute("aria-label", "Remove image " + (index + 1));
+      remove.addEventListener("click", function () { removeAttachment(image); attach.focus(); });
+      figure.append(preview, remove);
+      attachedBox.appendChild(figure);
+    });
+    updateSend();
+  }
+
+  // --- answers read aloud -----------------------------------------------------------------------------
+
+  var reading = null;  // {button, audio}
+
+  function readAloud(button, messageId) {
+    var same = reading && reading.button === button;
+    stopReading();
+    if (same) return;
+    var current = reading = { button: button, audio: null };
+    button.setAttribute("aria-pressed", "true");
+    fetch(base + "/v1/speech", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "audio/mpeg" },
+      body: JSON.stringify({ sessionId: load("session"), messageId: messageId }),
+    }).then(function (response) {
+      if (response.ok) return response.blob();
+      return response.json().catch(function () { return {}; }).then(function (data) {
+        throw describe(response, (data && data.error) || {});
+      });
+    }).then(function (audio) {
+      if (reading !== current) return;
+      current.audio = new Audio(URL.createObjectURL(audio));
+      current.audio.addEventListener("ended", function () { if (reading === current) stopReading(); });
+      return current.audio.play();
+    }).catch(function (error) {
+      if (reading === current) stopReading();
+      notice(error instanceof RelayError ? error : null);
+    });
+  }
+
+  function stopReading() {
+    if (!reading) return;
+    if (reading.audio) reading.audio.pause();
+    reading.button.setAttribute("aria-pressed", "false");
+    reading = null;
   }
 
   function add(kind, text) {
@@ -315,14 +571,32 @@
     return item;
   }
 
+  function addQuestion(text, images) {
+    var item = add("visitor", text);
+    if (images && images.length) {
+      var row = document.createElement("div");
+      row.className = "images";
+      images.forEach(function (image, index) {
+        var preview = document.createElement("img");
+        preview.src = image.url;
+        preview.alt = "Image " + (index + 1) + " you sent";
+        row.appendChild(preview);
+      });
+      item.appendChild(row);
+    }
+    return item;
+  }
+
   function addAnswer(text, messageId) {
     return addTools(add("assistant", text), messageId);
   }
 
   function addTools(item, messageId) {
-    if (messageId && config && config.features && config.features.feedback) {
-      var tools = document.createElement("div");
-      tools.className = "tools";
+    var rates = features().feedback, speaks = features().textToSpeech && options.speech !== "off";
+    if (!messageId || !(rates || speaks)) return item;
+    var tools = document.createElement("div");
+    tools.className = "tools";
+    if (rates) {
       [["like", THUMB, "Helpful"], ["dislike", THUMB.replace("<svg", '<svg style="transform:scaleY(-1)"'), "Not helpful"]].forEach(function (spec) {
         var button = document.createElement("button");
         button.type = "button";
@@ -333,8 +607,18 @@
         button.addEventListener("click", function () { rate(tools, button, messageId); });
         tools.appendChild(button);
       });
-      item.appendChild(tools);
     }
+    if (speaks) {
+      var listen = document.createElement("button");
+      listen.type = "button";
+      listen.className = "listen";
+      listen.innerHTML = SPEAKER;
+      listen.setAttribute("aria-label", "Read aloud");
+      listen.setAttribute("aria-pressed", "false");
+      listen.addEventListener("click", function () { readAloud(listen, messageId); });
+      tools.appendChild(listen);
+    }
+    item.appendChild(tools);
     return item;
   }
 
@@ -342,7 +626,7 @@
     var pressed = button.getAttribute("aria-pressed") === "true";
     var rating = pressed ? null : button.dataset.rating;
     call("POST", "/v1/feedback", { sessionId: load("session"), messageId: messageId, rating: rating }).then(function () {
-      tools.querySelectorAll("button").forEach(function (b) {
+      tools.querySelectorAll("button[data-rating]").forEach(function (b) {
         b.setAttribute("aria-pressed", String(b === button && !pressed));
       });
     }, notice);
@@ -384,6 +668,7 @@
     started = true;
     call("GET", "/v1/config").then(function (data) {
       config = data;
+      showMediaTools();
       var session = load("session");
       if (!session) {
         if (opening()) add("assistant", opening());
@@ -393,7 +678,7 @@
       return restore(session, null, 1).then(function (turns) {
         if (!turns.length && opening()) add("assistant", opening());
         turns.forEach(function (turn) {
-          add("visitor", turn.question);
+          addQuestion(turn.question);
           addAnswer(turn.answer, turn.messageId);
         });
       });
@@ -458,14 +743,20 @@
       add("notice", "Please tick the box below before your first message.");
       return;
     }
+    if (attachments.some(function (image) { return !image.fileId; })) return;
     showChips([]);
-    add("visitor", text);
+    var images = attachments;
+    attachments = [];
+    showAttachments();
+    addQuestion(text, images);
     input.value = "";
+    status.textContent = "";
     sending = true;
     updateSend();
     var body = { message: text };
     var session = load("session");
     if (session) body.sessionId = session;
+    if (images.length) body.files = images.map(function (image) { return image.fileId; });
     var key = newKey();
     var turn = current = new Turn();
     var answered = !streaming ? postTurn(body, key) : streamTurn(body, key, turn).catch(function (error) {
@@ -502,6 +793,9 @@
     var done = function () {
       save("session", null);
       log.textContent = "";
+      attachments = [];
+      showAttachments();
+      stopReading();
       if (consentText) {  // forgetting the visitor forgets the consent too
         save("consent", null);
         consentBox.checked = false;
@@ -534,6 +828,9 @@
   $(".close").addEventListener("click", close);
   $(".erase").addEventListener("click", erase);
   stop.addEventListener("click", stopAnswer);
+  mic.addEventListener("click", toggleRecording);
+  attach.addEventListener("click", function () { fileInput.click(); });
+  fileInput.addEventListener("change", attachImages);
   panel.addEventListener("keydown", function (event) { if (event.key === "Escape") close(); });
   form.addEventListener("submit", function (event) { event.preventDefault(); ask(input.value); });
   input.addEventListener("keydown", function (event) {

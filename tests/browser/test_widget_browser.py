@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.support import ROOT, free_port, local_server
+from tests.support import ROOT, free_port, local_server, png_bytes, wav_bytes
 
 # One Chromium and one `make local` for the module: under pytest-xdist its tests stay on one worker.
 pytestmark = pytest.mark.xdist_group("browser")
@@ -49,12 +49,22 @@ def servers():
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(tmp_path_factory):
     assert os.path.exists(CHROMIUM), "Chromium is missing: `make test` installs it (Debian package chromium)"
     from playwright.sync_api import sync_playwright
 
+    # The fake microphone plays a WAV file (a tone) to any page that asks for it.
+    voice = tmp_path_factory.mktemp("microphone") / "voice.wav"
+    voice.write_bytes(wav_bytes(seconds=3, rate=48_000))
+    microphone = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={voice}",
+    ]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS + microphone
+        )
         yield browser
         browser.close()
 
@@ -76,7 +86,7 @@ def open_chat(page):
 def test_a_visitor_chats_rates_reloads_and_erases(page, servers):
     page.goto(servers["allowed"])
     open_chat(page)
-    assert page.is_disabled("form button")  # consent first
+    assert page.is_disabled("button[type=submit]")  # consent first
     page.check(".consent input")
     page.wait_for_selector(".assistant >> text=Hello! How can I help?")
     page.fill("textarea", "Hello from the browser")
@@ -90,7 +100,7 @@ def test_a_visitor_chats_rates_reloads_and_erases(page, servers):
     page.wait_for_selector("button[aria-label=Helpful][aria-pressed=true]")
 
     page.fill("textarea", "And a second question")
-    page.click("form button")
+    page.click("button[type=submit]")
     page.wait_for_selector(".assistant >> text=Turn 2: you said 'And a second question'")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "widget-conversation.png"))
@@ -329,3 +339,177 @@ def test_the_launcher_pulses_after_its_delay_unless_the_visitor_prefers_reduced_
         assert style(page, ".bubble", "animationName") == expected
     finally:
         context.close()
+
+
+AXE = ROOT / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def serious_accessibility_violations(page) -> list[str]:
+    """axe-core's serious and critical findings on the page (the widget's shadow root included)."""
+    assert AXE.exists(), "axe-core is missing: `make test` installs it (npm ci in tests/browser)"
+    if not page.evaluate("() => !!window.axe"):
+        page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+            .filter(v => ['serious', 'critical'].includes(v.impact))
+            .map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))"""
+    )
+    return found
+
+
+def agree_and_wait(page):
+    page.check(".consent input")
+    page.wait_for_selector(".assistant >> text=Hello! How can I help?")
+
+
+@pytest.fixture
+def media_page(browser, servers):
+    context = browser.new_context(permissions=["microphone"])
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(servers["allowed"])
+    open_chat(page)
+    agree_and_wait(page)
+    yield page
+    context.close()
+
+
+def test_a_voice_message_is_recorded_transcribed_edited_and_sent(media_page):
+    page = media_page
+    page.wait_for_selector("button[aria-label='Record a voice message']")
+    page.click(".mic")
+    page.wait_for_selector(".mic[aria-pressed=true][aria-label='Stop recording']")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "widget-recording.png"))
+    page.wait_for_timeout(1_200)
+    with page.expect_request("**/v1/audio*") as sent, page.expect_response("**/v1/audio*") as heard:
+        page.click(".mic")
+    recording = sent.value.post_data_buffer
+    assert recording[:4] == b"RIFF" and recording[8:12] == b"WAVE"
+    assert len(recording) > 16_000  # more than half a second of 16 kHz 16-bit audio
+    assert heard.value.status == 200
+    page.wait_for_function(
+        f"() => {SHADOW}.querySelector('textarea').value === 'What are your opening hours?'"
+    )
+    # The visitor edits the text before sending it.
+    page.fill("textarea", "What are your opening hours on Sunday?")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".assistant >> text=Turn 1: you said 'What are your opening hours on Sunday?'")
+    page.screenshot(path=str(ARTIFACTS / "widget-voice-turn.png"))
+
+
+def test_an_image_is_attached_shown_and_sent_with_the_message(media_page, tmp_path):
+    page = media_page
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(png_bytes(64, 48))
+    page.wait_for_selector("button[aria-label='Attach an image']")
+    with page.expect_response("**/v1/files*") as uploaded:
+        page.set_input_files("input.files", str(photo))
+    assert uploaded.value.status == 201
+    page.wait_for_selector(".attached img[alt='Image 1 to send']")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "widget-image-attached.png"))
+    page.fill("textarea", "What is in this picture?")
+    with page.expect_request("**/v1/chat/stream") as turn:
+        page.keyboard.press("Enter")
+    assert turn.value.post_data_json["files"] == [uploaded.value.json()["fileId"]]
+    page.wait_for_selector(".assistant >> text=Turn 1: you said 'What is in this picture?' [images: 1]")
+    assert page.locator(".visitor img[alt='Image 1 you sent']").count() == 1
+    assert page.locator(".attached img").count() == 0  # the next message starts without it
+    page.screenshot(path=str(ARTIFACTS / "widget-image-turn.png"))
+
+
+def test_an_image_of_a_type_the_app_does_not_take_is_refused_in_the_page(media_page, tmp_path):
+    page = media_page
+    drawing = tmp_path / "drawing.svg"
+    drawing.write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    relay_uploads = []
+    page.on("request", lambda request: "/v1/files" in request.url and relay_uploads.append(request.url))
+    page.set_input_files("input.files", str(drawing))
+    page.wait_for_selector(".notice >> text=Only images of these types can be attached")
+    assert relay_uploads == [] and page.locator(".attached img").count() == 0
+
+
+def test_an_answer_is_read_aloud(media_page):
+    page = media_page
+    page.fill("textarea", "Read this to me")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("button[aria-label='Read aloud']")
+    with page.expect_response("**/v1/speech") as spoken:
+        page.click("button[aria-label='Read aloud']")
+    assert spoken.value.status == 200 and spoken.value.headers["content-type"] == "audio/mpeg"
+    page.wait_for_selector("button[aria-label='Read aloud'][aria-pressed=true]")
+    page.wait_for_selector("button[aria-label='Read aloud'][aria-pressed=false]")  # played to its end
+    assert page.locator(".notice").count() == 0
+
+
+def focused(page) -> str:
+    return page.evaluate(
+        f"""() => {{ const e = {SHADOW}.activeElement; if (!e) return '';
+            const name = e.getAttribute('aria-label') || (e.type === 'checkbox' ? 'consent' : '');
+            return name || e.textContent.trim(); }}"""
+    )
+
+
+def test_keyboard_alone_reaches_every_control_and_focus_is_visible(browser, servers):
+    context = browser.new_context(permissions=["microphone"])
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        page.goto(servers["allowed"])
+        page.keyboard.press("Tab")
+        assert page.evaluate(f"() => {SHADOW}.activeElement.classList.contains('bubble')")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".panel:not([hidden])")
+        assert focused(page) == "Your message"
+        page.keyboard.press("Shift+Tab")
+        assert focused(page) == "consent"
+        page.keyboard.press("Space")
+        page.wait_for_selector(".assistant >> text=Hello! How can I help?")
+        page.wait_for_selector("button[aria-label='Attach an image']")
+        page.keyboard.press("Tab")
+        page.keyboard.type("Hello by keyboard")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".assistant >> text=Turn 1: you said 'Hello by keyboard'")
+        page.wait_for_selector("button[aria-label='Read aloud']")
+        reached, outlines = set(), set()
+        for _ in range(30):  # round the widget and back: the panel is not modal, Tab may leave it
+            page.keyboard.press("Tab")
+            name = focused(page)
+            if name:
+                reached.add(name)
+                outlines.add(page.evaluate(f"() => getComputedStyle({SHADOW}.activeElement).outlineStyle"))
+        expected = {
+            "Forget me",
+            "Close chat",
+            "Helpful",
+            "Not helpful",
+            "Read aloud",
+            "consent",
+            "Your message",
+            "Record a voice message",
+            "Attach an image",
+            "Send",
+        }
+        assert expected <= reached, expected - reached
+        assert outlines == {"solid"}  # every control shows where the focus is
+        page.keyboard.press("Escape")
+        page.wait_for_selector(".panel", state="hidden")
+        assert page.evaluate(f"() => {SHADOW}.activeElement.classList.contains('bubble')")
+    finally:
+        context.close()
+
+
+def test_axe_finds_no_serious_accessibility_violations(media_page, tmp_path):
+    page = media_page
+    assert serious_accessibility_violations(page) == []
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(png_bytes(8, 8))
+    page.set_input_files("input.files", str(photo))
+    page.wait_for_selector(".attached img[alt='Image 1 to send']")
+    page.fill("textarea", "An accessible answer, please")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("button[aria-label='Read aloud']")
+    page.wait_for_selector(".chips button")
+    assert serious_accessibility_violations(page) == []
+    page.screenshot(path=str(ARTIFACTS / "widget-accessible.png"))
