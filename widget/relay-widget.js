@@ -11,7 +11,9 @@
  *   (instead of the app's opening statement), data-placeholder, data-font (a CSS font-family).
  * Animated trigger: data-trigger (pulse, or slide: the launcher slides in), after data-trigger-after seconds or
  *   once the page is scrolled data-trigger-scroll percent; none when the visitor prefers reduced motion.
- * Every option may also come from window.DifyRelayConfig ({relayUrl, title, color, ...}); data-* wins.
+ * Every option may also come from window.DifyRelayConfig ({relayUrl, title, color, ...}); data-* wins. The
+ *   deployment's own defaults (WIDGET_BRANDING, sent in /v1/config) come under both: they style the panel once
+ *   the chat opens, and the launcher from the visitor's next page view on (remembered, with no extra request).
  * data-consent: when set, nothing reaches the relay (no history, no message) until the visitor ticks a checkbox
  *   with this text (and a link to data-privacy-url, when given); the choice is remembered, and "Forget me"
  *   erases the conversation and the choice.
@@ -25,18 +27,17 @@
   "use strict";
 
   var script = document.currentScript;
-  var options = Object.assign({}, window.DifyRelayConfig || {}, (script && script.dataset) || {});
-  var base = (options.relayUrl || "").replace(/\/+$/, "");
+  var pageOptions = Object.assign({}, window.DifyRelayConfig || {}, (script && script.dataset) || {});
+  var base = (pageOptions.relayUrl || "").replace(/\/+$/, "");
   if (!base) {
     console.error("relay-widget: data-relay-url is required");
     return;
   }
-  var title = options.title || "Chat with us";
-  var color = options.color || "#0b5fff";
-  var textColor = options.textColor || "#ffffff";
+  var storeKey = "dify-relay:" + base;
+  // The deployment's branding (/v1/config, remembered from the last visit) under the page's own options.
+  var options = Object.assign({}, remembered("branding"), pageOptions);
   var consentText = options.consent || "";
   var streaming = options.stream !== "off" && !!(window.ReadableStream && window.AbortController && window.TextDecoder);
-  var storeKey = "dify-relay:" + base;
 
   // Icons are inline SVG: no font or emoji support needed, no request to anyone.
   var THUMB =
@@ -70,6 +71,9 @@
     '<svg viewBox="0 0 24 24" width="14" height="14" aria-hidden="true"><path fill="currentColor" d="M3 9v6h4l5 5V4L7 9H3zm13.5 ' +
     '3A4.5 4.5 0 0 0 14 8v8a4.5 4.5 0 0 0 2.5-4z"/></svg>';
 
+  function remembered(key) {
+    try { return JSON.parse(load(key)) || {}; } catch (e) { return {}; }
+  }
   function load(key) {
     try { return window.localStorage.getItem(storeKey + ":" + key); } catch (e) { return null; }
   }
@@ -262,39 +266,47 @@
     '<button type="submit">Send</button><button class="stop" type="button" hidden>Stop</button></form>' +
     '<div class="sr status" role="status" aria-live="polite"></div>' +
     "</section>";
-  host.style.setProperty("--c", color);
-  host.style.setProperty("--t", textColor);
-  if (options.accent) host.style.setProperty("--a", options.accent);
-  if (options.font) host.style.setProperty("--font", options.font);
-  host.dataset.theme = ["dark", "auto"].indexOf(options.theme) >= 0 ? options.theme : "light";
-  host.dataset.position = options.position === "left" ? "left" : "right";
-
   var $ = function (selector) { return root.querySelector(selector); };
   var bubble = $(".bubble"), panel = $(".panel"), log = $(".log"), chips = $(".chips");
   var form = $("form"), input = $("textarea"), send = $("form button[type=submit]"), stop = $(".stop");
   var consent = $(".consent"), consentBox = $(".consent input");
   var mic = $(".mic"), attach = $(".attach"), fileInput = $(".files"), attachedBox = $(".attached");
   var status = $(".status");
-  $("header h2").textContent = title;
-  panel.setAttribute("aria-label", title);
-  if (options.placeholder) input.placeholder = options.placeholder;
-  if (options.avatar) {
-    $(".avatar").src = options.avatar;
-    $(".avatar").hidden = false;
+  var launcherIcon = bubble.innerHTML;
+
+  // The look a page's options (and the deployment's, under them) give the widget; applied again when the
+  // deployment's arrive.
+  function brand(o) {
+    var title = o.title || "Chat with us";
+    host.style.setProperty("--c", o.color || "#0b5fff");
+    host.style.setProperty("--t", o.textColor || "#ffffff");
+    ["accent", "font"].forEach(function (name) {
+      if (o[name]) host.style.setProperty(name === "accent" ? "--a" : "--font", o[name]);
+      else host.style.removeProperty(name === "accent" ? "--a" : "--font");
+    });
+    host.dataset.theme = ["dark", "auto"].indexOf(o.theme) >= 0 ? o.theme : "light";
+    host.dataset.position = o.position === "left" ? "left" : "right";
+    $("header h2").textContent = title;
+    panel.setAttribute("aria-label", title);
+    input.placeholder = o.placeholder || "Type your message";
+    $(".avatar").hidden = !o.avatar;
+    if (o.avatar) $(".avatar").src = o.avatar;
+    bubble.innerHTML = launcherIcon;
+    if (o.launcherIcon) {
+      var icon = document.createElement("img");
+      icon.src = o.launcherIcon;
+      icon.alt = "";
+      bubble.replaceChild(icon, bubble.querySelector("svg"));
+    }
+    bubble.classList.toggle("labelled", !!o.launcherLabel);
+    bubble.setAttribute("aria-label", o.launcherLabel || "Open chat");
+    if (o.launcherLabel) {
+      var label = document.createElement("span");
+      label.textContent = o.launcherLabel;
+      bubble.appendChild(label);
+    }
   }
-  if (options.launcherIcon) {
-    var icon = document.createElement("img");
-    icon.src = options.launcherIcon;
-    icon.alt = "";
-    bubble.replaceChild(icon, bubble.querySelector("svg"));
-  }
-  if (options.launcherLabel) {
-    var label = document.createElement("span");
-    label.textContent = options.launcherLabel;
-    bubble.appendChild(label);
-    bubble.classList.add("labelled");
-    bubble.setAttribute("aria-label", options.launcherLabel);
-  }
+  brand(options);
 
   // The animated trigger: the launcher pulses (or slides in) once, after a delay or a scroll depth.
   if (options.trigger === "pulse" || options.trigger === "slide") {
@@ -668,6 +680,9 @@
     started = true;
     call("GET", "/v1/config").then(function (data) {
       config = data;
+      save("branding", JSON.stringify(data.branding || {}));
+      options = Object.assign({}, data.branding, pageOptions);
+      brand(options);
       showMediaTools();
       var session = load("session");
       if (!session) {

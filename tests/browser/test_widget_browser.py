@@ -39,6 +39,8 @@ def servers():
         "RATE_LIMIT_IP_PER_MINUTE": "0",
         # Streamed answers come a few characters every 50 ms, so a long one takes seconds to write.
         "SIMULATED_STREAM_DELAY": "0.05",
+        # The deployment's branding for every page; the demo page sets neither option itself.
+        "WIDGET_BRANDING": json.dumps({"placeholder": "Ask the demo team", "accent": "rgb(255, 140, 0)"}),
     }
     with local_server(env, demo_port=demo_port) as relay:
         yield {
@@ -321,8 +323,25 @@ def test_branding_attributes_and_the_config_object_shape_the_widget(page, server
     assert page.get_attribute(".consent a", "href") == "https://shop.example/privacy"
     page.check(".consent input")
     page.wait_for_selector(".assistant >> text=Hi, I am Ada.")
+    assert (
+        page.get_attribute("textarea", "placeholder") == "Ask about orders"
+    )  # the page's over the deployment's
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "widget-branded.png"))
+
+
+def test_the_deployments_branding_styles_every_page_and_is_remembered(page, servers):
+    page.goto(servers["allowed"])
+    open_chat(page)
+    assert page.get_attribute("textarea", "placeholder") == "Type your message"  # nothing asked yet
+    agree_and_wait(page)
+    assert page.get_attribute("textarea", "placeholder") == "Ask the demo team"
+    relay_requests = []
+    page.on("request", lambda r: r.url.startswith(servers["relay"]) and relay_requests.append(r.url))
+    page.reload()
+    page.wait_for_function(f"() => {SHADOW}.host.style.getPropertyValue('--a') === 'rgb(255, 140, 0)'")
+    assert page.get_attribute("textarea", "placeholder") == "Ask the demo team"
+    assert relay_requests == []  # remembered from the last visit: the launcher is branded before any request
 
 
 @pytest.mark.parametrize("motion", ["no-preference", "reduce"])

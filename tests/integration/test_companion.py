@@ -45,7 +45,12 @@ def test_config_shows_the_welcome_and_only_allowed_inputs(make_relay, simulator)
         opening_statement="Hi! Ask me anything.",
         suggested_questions=("How do refunds work?", "Where is my order?"),
     )
-    relay = make_relay(DIFY_APP_MODE="auto", ALLOWED_INPUTS="lang", DIFY_INPUTS='{"topic": "x"}')
+    relay = make_relay(
+        DIFY_APP_MODE="auto",
+        ALLOWED_INPUTS="lang",
+        DIFY_INPUTS='{"topic": "x"}',
+        WIDGET_BRANDING='{"title": "Help desk", "launcherLabel": "Need help?"}',
+    )
     config = ok(relay.request("GET", "/v1/config"), "Config")
     assert config["name"] == "Help desk" and config["mode"] == "chatflow"
     assert config["openingStatement"] == "Hi! Ask me anything."
@@ -58,6 +63,7 @@ def test_config_shows_the_welcome_and_only_allowed_inputs(make_relay, simulator)
         "images": None,
     }
     assert [field["variable"] for field in config["inputs"]] == ["lang"]
+    assert config["branding"] == {"title": "Help desk", "launcherLabel": "Need help?"}
     calls = len(simulator.requests)
     assert relay.request("GET", "/v1/config").json == config
     assert len(simulator.requests) == calls  # cached per container

@@ -68,8 +68,22 @@ def test_the_secret_wins_over_a_local_key():
         BASE | {"DIFY_INPUTS": "[1, 2]"},
         BASE | {"DIFY_INPUTS": "{topic: billing}"},
         BASE | {"STREAM_MAX_SECONDS": "901"},
+        BASE | {"MAX_UPLOAD_BYTES": "6000000"},
+        BASE | {"WIDGET_BRANDING": "[]"},
+        BASE | {"WIDGET_BRANDING": '{"colour": "red"}'},
+        BASE | {"WIDGET_BRANDING": '{"color": 12}'},
     ],
 )
 def test_unworkable_configuration_is_refused_with_a_reason(env):
     with pytest.raises(ConfigurationError, match=r"\w+"):
         Settings.from_env(env)
+
+
+def test_widget_branding_names_the_field_it_does_not_know():
+    with pytest.raises(ConfigurationError, match="'colour', which is not one of title, color"):
+        Settings.from_env(BASE | {"WIDGET_BRANDING": '{"colour": "red"}'})
+    branding = '{"title": "Ask Ada", "color": "#c81e5a"}'
+    assert Settings.from_env(BASE | {"WIDGET_BRANDING": branding}).widget_branding == {
+        "title": "Ask Ada",
+        "color": "#c81e5a",
+    }

@@ -30,9 +30,11 @@ class CompanionService:
         allowed_inputs: frozenset[str] = frozenset(),
         config_ttl_seconds: int = 300,
         max_upload_bytes: int = 4 * MB,
+        branding: dict | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._max_upload = max_upload_bytes
+        self._branding = branding or {}
         self._dify = dify
         self._sessions = sessions
         self._app_mode = CONFIGURED_MODES.get(app_mode)
@@ -76,6 +78,7 @@ class CompanionService:
                 for field in map(_input_field_for(self._allowed_inputs), params.get("user_input_form") or [])
                 if field
             ],
+            "branding": self._branding,
         }
 
     def _images(self, params: dict) -> dict | None:

@@ -12,6 +12,7 @@ import json
 from functools import cache
 
 from .errors import ErrorKind
+from .settings import BRANDING_OPTIONS
 from .uploads import AUDIO, IMAGES
 from .widget import (
     CONTROL,
@@ -155,8 +156,19 @@ SCHEMAS = {
                 ("feedback", "suggestions", "speechToText", "textToSpeech", "images"),
             ),
             "inputs": {"type": "array", "items": _ref("InputField")},
+            "branding": _object({name: {"type": "string"} for name in BRANDING_OPTIONS})
+            | {"description": "The deployment's widget options (WIDGET_BRANDING); a page's data-* win."},
         },
-        ("name", "description", "mode", "openingStatement", "starterQuestions", "features", "inputs"),
+        (
+            "name",
+            "description",
+            "mode",
+            "openingStatement",
+            "starterQuestions",
+            "features",
+            "inputs",
+            "branding",
+        ),
     ),
     "InputField": _object(
         {

@@ -13,6 +13,22 @@ from .widget import DEFAULT_MAX_MESSAGE_CHARS
 APP_MODES = ("auto", "chat", "chatflow", "agent", "completion", "workflow")
 UPSTREAM_MODES = ("auto", "blocking", "streaming")
 MAX_UPLOAD_BYTES = 4_500_000
+# The widget options a deployment may set for every page (WIDGET_BRANDING); a page's own data-* win. Not the
+# consent text: the widget needs it before it may ask the relay anything.
+BRANDING_OPTIONS = (
+    "title",
+    "color",
+    "textColor",
+    "accent",
+    "theme",
+    "position",
+    "launcherLabel",
+    "launcherIcon",
+    "avatar",
+    "greeting",
+    "placeholder",
+    "font",
+)
 
 
 class ConfigurationError(ValueError):
@@ -27,6 +43,7 @@ class Settings:
     query_input: str
     answer_output: str
     dify_inputs: dict
+    widget_branding: dict
     allowed_inputs: frozenset[str]
     dify_api_key_secret: str | None
     dify_api_key: str | None
@@ -80,6 +97,7 @@ class Settings:
             raise ConfigurationError("DIFY_INPUTS must be a JSON object") from None
         if not isinstance(dify_inputs, dict):
             raise ConfigurationError("DIFY_INPUTS must be a JSON object")
+        widget_branding = _branding(text("WIDGET_BRANDING", "{}"))
         secret, key = text("DIFY_API_KEY_SECRET"), text("DIFY_API_KEY")
         if not secret and not key:
             raise ConfigurationError(
@@ -106,6 +124,7 @@ class Settings:
             query_input=text("QUERY_INPUT", "query"),
             answer_output=text("ANSWER_OUTPUT", "answer"),
             dify_inputs=dify_inputs,
+            widget_branding=widget_branding,
             allowed_inputs=frozenset(names("ALLOWED_INPUTS")),
             dify_api_key_secret=secret,
             dify_api_key=None if secret else key,
@@ -131,3 +150,20 @@ class Settings:
             deadline_margin_ms=number("DEADLINE_MARGIN_MS", 1_500, 0),
             stream_max_seconds=stream_max_seconds,
         )
+
+
+def _branding(raw: str) -> dict:
+    try:
+        branding = json.loads(raw)
+    except ValueError:
+        raise ConfigurationError("WIDGET_BRANDING must be a JSON object") from None
+    if not isinstance(branding, dict):
+        raise ConfigurationError("WIDGET_BRANDING must be a JSON object")
+    for name, value in branding.items():
+        if name not in BRANDING_OPTIONS:
+            raise ConfigurationError(
+                f"WIDGET_BRANDING has {name!r}, which is not one of {', '.join(BRANDING_OPTIONS)}"
+            )
+        if not isinstance(value, str) or len(value) > 500:
+            raise ConfigurationError(f"WIDGET_BRANDING.{name} must be a string of at most 500 characters")
+    return branding

@@ -103,6 +103,7 @@ def services(settings: Settings) -> Services:
         allowed_inputs=settings.allowed_inputs,
         config_ttl_seconds=settings.config_ttl_seconds,
         max_upload_bytes=settings.max_upload_bytes,
+        branding=settings.widget_branding,
     )
     media = MediaService(
         dify,
