@@ -28,6 +28,8 @@ SIMULATED_MODES = {
     "workflow": "workflow",
 }
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's request payload limit
+# The demo page's consent notice; DEMO_CONSENT= (empty) shows the widget without one.
+DEMO_CONSENT = "I agree that this chat is stored so the assistant can answer me."
 
 
 def start_simulator(env) -> tuple:
@@ -206,7 +208,7 @@ def main() -> None:
     try:
         demo = ThreadingHTTPServer(
             ("127.0.0.1", demo_port),
-            make_demo_handler(f"http://127.0.0.1:{port}", os.environ.get("DEMO_CONSENT", "")),
+            make_demo_handler(f"http://127.0.0.1:{port}", os.environ.get("DEMO_CONSENT", DEMO_CONSENT)),
         )
     except OSError as error:
         demo = None

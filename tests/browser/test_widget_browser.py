@@ -261,6 +261,8 @@ def test_nothing_reaches_the_relay_before_the_visitor_consents(page, servers):
     page.keyboard.press("Enter")
     page.wait_for_timeout(1_000)
     assert relay_requests == [] and page.locator(".assistant").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "widget-consent.png"))
     page.check(".consent input")
     page.wait_for_selector(".assistant >> text=Hello! How can I help?")
     assert [url.removeprefix(servers["relay"]) for url in relay_requests] == ["/v1/config"]
