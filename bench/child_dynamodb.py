@@ -22,13 +22,16 @@ from local.apigw import LambdaContext  # noqa: E402
 
 calls: Counter[str] = Counter()
 counter_writes = 0  # writes to rate counter items (pk "rate#...")
+session_writes = 0  # writes to session items (pk "session#...")
 make_api_call = botocore.client.BaseClient._make_api_call
 
 
 def counted(self, operation_name, api_params):
-    global counter_writes
+    global counter_writes, session_writes
     key = api_params.get("Key", api_params.get("Item", {})).get("pk", {}).get("S", "")
-    counter_writes += operation_name in ("PutItem", "UpdateItem") and key.startswith("rate#")
+    writes = operation_name in ("PutItem", "UpdateItem")
+    counter_writes += writes and key.startswith("rate#")
+    session_writes += writes and key.startswith("session#")
     calls[f"{self.meta.service_model.service_name}:{operation_name}"] += 1
     return make_api_call(self, operation_name, api_params)
 
@@ -59,9 +62,9 @@ with mock_aws():
     turns = []
 
     def turn(label: str, body: dict, headers: dict | None = None) -> dict:
-        global counter_writes
+        global counter_writes, session_writes
         calls.clear()
-        counter_writes = 0
+        counter_writes = session_writes = 0
         result = app.lambda_handler(harness.chat_event(body, headers=headers), LambdaContext())
         turns.append(
             {
@@ -69,6 +72,7 @@ with mock_aws():
                 "status": result["statusCode"],
                 "calls": dict(calls),
                 "counter_writes": counter_writes,
+                "session_writes": session_writes,
             }
         )
         return json.loads(result["body"])

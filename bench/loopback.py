@@ -26,12 +26,23 @@ SECRET_ARN = f"arn:aws:secretsmanager:us-east-1:000000000000:secret:{SECRET_NAME
 
 class AwsStub:
     """Answers the AWS JSON-protocol calls the relay makes, as the real services shape them. DynamoDB items
-    are kept (GetItem sees what PutItem wrote); conditions are not evaluated."""
+    are kept (GetItem sees what PutItem and a plain UpdateItem wrote); conditions are not evaluated."""
 
     def __init__(self) -> None:
         self.items: dict[str, dict] = {}
         self.calls: Counter[str] = Counter()
         self.lock = threading.Lock()
+
+    def _update(self, body: dict) -> None:
+        """Applies an update's plain `SET name = :value` assignments (what a session save is made of); the
+        counters' arithmetic is not kept."""
+        item = self.items.setdefault(_key(body), dict(body["Key"]))
+        names, values = body.get("ExpressionAttributeNames", {}), body.get("ExpressionAttributeValues", {})
+        sets = body.get("UpdateExpression", "").removeprefix("SET ").split(" REMOVE ")[0]
+        for assignment in sets.split(", "):
+            name, _, value = (part.strip() for part in assignment.partition("="))
+            if value in values:
+                item[names.get(name, name)] = values[value]
 
     def answer(self, target: str, body: dict) -> tuple[int, dict]:
         with self.lock:
@@ -54,6 +65,7 @@ class AwsStub:
                 self.items[_key(body)] = body.get("Item", {})
                 return 200, {}
             if target == "DynamoDB_20120810.UpdateItem":
+                self._update(body)
                 return 200, {}
             if target == "DynamoDB_20120810.DeleteItem":
                 self.items.pop(_key(body), None)
