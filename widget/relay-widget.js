@@ -353,6 +353,7 @@
     $(".erase").textContent = "Forget me";
     consentBox.addEventListener("change", function () {
       save("consent", consentBox.checked ? "yes" : null);
+      if (!consentBox.checked) discardRecording();
       if (agreed() && !panel.hidden) start();
       updateSend();
     });
@@ -435,30 +436,52 @@
   }
 
   function toggleRecording() {
+    if (recording === "pending") return;  // the browser is still asking for the microphone
     if (recording) return finishRecording();
     if (!agreed() || transcribing) return;
+    recording = "pending";
     navigator.mediaDevices.getUserMedia({ audio: true }).then(function (stream) {
+      if (recording !== "pending") {  // discarded (consent withdrawn, chat erased) while the browser asked
+        stream.getTracks().forEach(function (track) { track.stop(); });
+        return;
+      }
       recording = new WavRecording(stream);
       recording.timer = setTimeout(finishRecording, MAX_RECORDING_S * 1000);
       mic.setAttribute("aria-pressed", "true");
       mic.setAttribute("aria-label", "Stop recording");
       status.textContent = MESSAGES.recording;
     }, function () {
+      recording = null;
       notice(new RelayError("microphone", MESSAGES.microphone));
     });
   }
 
-  function finishRecording() {
+  function endRecording() {
     var done = recording;
-    if (!done) return;
     recording = null;
-    clearTimeout(done.timer);
     mic.setAttribute("aria-pressed", "false");
     mic.setAttribute("aria-label", "Record a voice message");
+    if (!done || done === "pending") return null;
+    clearTimeout(done.timer);
+    return done.stop();
+  }
+
+  // Consent withdrawn or the chat erased: the recording stops and goes nowhere.
+  function discardRecording() {
+    endRecording();
+    status.textContent = "";
+  }
+
+  function finishRecording() {
+    if (!recording || recording === "pending") return;
+    var audio = endRecording();
+    if (!agreed()) return;
+    var mine = epoch;
     transcribing = true;
     updateSend();
     status.textContent = "Turning your voice message into text…";
-    queued(function () { return upload("/v1/audio", done.stop()); }).then(function (data) {
+    queued(function () { return upload("/v1/audio", audio); }).then(function (data) {
+      if (mine !== epoch) return;  // the chat was erased meanwhile
       save("session", data.sessionId);
       input.value = (input.value.trim() ? input.value.trim() + " " : "") + data.text;
       status.textContent = "Your voice message is in the message box: edit it, then send it.";
@@ -472,8 +495,9 @@
     });
   }
 
-  // Uploads one after another: the first may start the session the ones after it join.
-  var uploads = Promise.resolve();
+  // Uploads one after another (and after a first turn still being answered): the first may start the
+  // session the ones after it join. `epoch` counts erasures: an answer to a call made before one is dropped.
+  var uploads = Promise.resolve(), epoch = 0;
   function queued(task) {
     var result = uploads.then(task);
     uploads = result.catch(function () {});
@@ -500,10 +524,11 @@
       if (file.size > images.maxBytes) {
         return notice(new RelayError("invalid", MESSAGES.imageSize.replace("{mb}", (images.maxBytes / 1048576).toFixed(1))));
       }
-      var image = { url: URL.createObjectURL(file), fileId: null };
+      var image = { url: URL.createObjectURL(file), fileId: null }, mine = epoch;
       attachments.push(image);
       showAttachments();
       queued(function () { return upload("/v1/files", file); }).then(function (data) {
+        if (mine !== epoch) return;
         save("session", data.sessionId);
         image.fileId = data.fileId;
         showAttachments();
@@ -545,7 +570,8 @@
     var same = reading && reading.button === button;
     stopReading();
     if (same) return;
-    var current = reading = { button: button, audio: null };
+    // The element is made within the click, so browsers that want a gesture for playback (Safari) allow it.
+    var current = reading = { button: button, audio: new Audio(), url: null };
     button.setAttribute("aria-pressed", "true");
     fetch(base + "/v1/speech", {
       method: "POST",
@@ -558,7 +584,7 @@
       });
     }).then(function (audio) {
       if (reading !== current) return;
-      current.audio = new Audio(URL.createObjectURL(audio));
+      current.url = current.audio.src = URL.createObjectURL(audio);
       current.audio.addEventListener("ended", function () { if (reading === current) stopReading(); });
       return current.audio.play();
     }).catch(function (error) {
@@ -569,7 +595,8 @@
 
   function stopReading() {
     if (!reading) return;
-    if (reading.audio) reading.audio.pause();
+    reading.audio.pause();
+    if (reading.url) URL.revokeObjectURL(reading.url);
     reading.button.setAttribute("aria-pressed", "false");
     reading = null;
   }
@@ -778,7 +805,7 @@
       if (!error.fallback) throw error;
       return postTurn(body, key);
     });
-    answered.then(function (answer) {
+    var finished = answered.then(function (answer) {
       if (!answer) return;  // stopped: what was written stays
       save("session", answer.sessionId);
       if (turn.item) {
@@ -801,10 +828,13 @@
       updateSend();
       input.focus();
     });
+    if (!session) queued(function () { return finished; });  // its answer starts the session
   }
 
   function erase() {
     var session = load("session");
+    epoch += 1;
+    discardRecording();
     var done = function () {
       save("session", null);
       log.textContent = "";

@@ -534,3 +534,17 @@ def test_axe_finds_no_serious_accessibility_violations(media_page, tmp_path):
     page.wait_for_selector(".chips button")
     assert serious_accessibility_violations(page) == []
     page.screenshot(path=str(ARTIFACTS / "widget-accessible.png"))
+
+
+def test_forget_me_while_recording_sends_the_recording_nowhere(media_page):
+    page = media_page
+    audio_requests = []
+    page.on("request", lambda request: "/v1/audio" in request.url and audio_requests.append(request.url))
+    page.click(".mic")
+    page.wait_for_selector(".mic[aria-pressed=true]")
+    page.click(".erase")
+    page.wait_for_selector(".mic[aria-pressed=false]", state="attached")
+    page.wait_for_timeout(1_000)
+    assert audio_requests == []
+    stored = "() => Object.keys(localStorage).filter(k => k.endsWith(':session'))"
+    assert page.evaluate(stored) == []

@@ -132,7 +132,8 @@ def test_a_session_cannot_send_an_image_it_did_not_upload(media_relay, simulator
 def test_bad_images_are_refused_before_dify(make_relay, simulator, data, content_type, status):
     simulator.apps[DIFY_KEY] = MEDIA_APP
     relay = make_relay(MAX_UPLOAD_BYTES="16000")
-    assert relay.upload("/v1/files", data, content_type).status == status
+    code = {413: "request_too_large", 415: "unsupported_media_type"}[status]
+    refused(relay.upload("/v1/files", data, content_type), status, code)
     assert not dify_calls(simulator, "/files/upload")
 
 

@@ -66,8 +66,24 @@ def test_a_turn_saving_the_session_keeps_its_images(store):
 def test_a_session_holds_at_most_max_images(store):
     from relay.sessions import MAX_IMAGES
 
-    session = Session("session-0013", "visitor", None, expires_at=0)
     ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(MAX_IMAGES + 1)]
-    assert all(store.add_image(session, image, expires_at=2_000) for image in ids[:MAX_IMAGES])
+    assert store.add_image(Session("session-0013", "visitor", None, expires_at=0), ids[0], expires_at=2_000)
+    session = store.load("session-0013", now=1_000)
+    assert all(store.add_image(session, image, expires_at=2_000) for image in ids[1:MAX_IMAGES])
     assert not store.add_image(session, ids[-1], expires_at=2_000)
     assert store.load("session-0013", now=1_000).image_ids == set(ids[:MAX_IMAGES])
+
+
+def test_a_new_session_under_an_expired_ones_id_starts_clean(store):
+    # DynamoDB's TTL removes expired items up to days late: what they held must not come back.
+    old = Session("session-0014", "site-user-42", "0b6f5e6e-8a53-4e6b-9f1e-2f4a3b1c9d7e", expires_at=2_000)
+    store.save(old, new=True)
+    store.add_image(store.load("session-0014", now=1_000), IMAGE, expires_at=2_000)
+    assert store.load("session-0014", now=3_000) is None
+    assert store.add_image(
+        Session("session-0014", "session-0014", None, expires_at=0), IMAGE, expires_at=4_000
+    )
+    revived = store.load("session-0014", now=3_100)
+    assert (revived.user, revived.conversation_id, revived.image_ids) == ("session-0014", None, {IMAGE})
+    store.save(Session("session-0014", "visitor", None, expires_at=5_000), new=True)
+    assert store.load("session-0014", now=3_200).image_ids == frozenset()

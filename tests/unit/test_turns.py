@@ -56,9 +56,9 @@ class CountingStore(InMemorySessionStore):
         super().__init__()
         self.saves = 0
 
-    def save(self, session):
+    def save(self, session, *, new=False):
         self.saves += 1
-        super().save(session)
+        super().save(session, new=new)
 
 
 class Clock:

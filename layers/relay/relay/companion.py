@@ -69,8 +69,8 @@ class CompanionService:
                 "suggestions": mode not in ("completion", "workflow")
                 and bool(isinstance(follow_ups, dict) and follow_ups.get("enabled")),
                 "speechToText": _enabled(params, "speech_to_text"),
-                # Dify reads a message aloud: a workflow run has none.
-                "textToSpeech": mode != "workflow" and _enabled(params, "text_to_speech"),
+                # An answer is read aloud once the relay finds it in the session's conversation.
+                "textToSpeech": mode not in ("completion", "workflow") and _enabled(params, "text_to_speech"),
                 "images": self._images(params),
             },
             "inputs": [

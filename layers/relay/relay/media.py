@@ -15,11 +15,12 @@ from .dify import DifyClient
 from .dynamodb import StoreUnavailable
 from .errors import ErrorKind, RelayError
 from .limits import RateLimiter
-from .sessions import Session, SessionStore, unsaved
+from .sessions import MAX_IMAGES, Session, SessionStore, unsaved
 from .uploads import AUDIO, IMAGES, MB, checked_upload
 
 DIFY_AUDIO_BYTES = 30 * MB  # audio-to-text's own limit in Dify (services/audio_service.py)
 MAX_SPEECH_BYTES = 4 * MB  # what fits Lambda's 6 MB response once base64-encoded
+SPEAKABLE_ANSWERS = 100  # the latest answers of a conversation that can be read aloud (one page of history)
 
 
 class MediaService:
@@ -73,7 +74,10 @@ class MediaService:
                 ErrorKind.RELAY_UNAVAILABLE, "The image could not be kept. Please try again."
             ) from None
         if not kept:
-            raise RelayError(ErrorKind.RATE_LIMITED, "This conversation holds as many images as it may.")
+            raise RelayError(
+                ErrorKind.INVALID_REQUEST,
+                f"This conversation already has {MAX_IMAGES} images; erase it to send more.",
+            )
         telemetry.count("ImageUploads")
         return {
             "sessionId": session.session_id,
@@ -85,13 +89,23 @@ class MediaService:
     def speak(self, session_id: str, message_id: str, deadline: Deadline, client_ip) -> tuple[bytes, str]:
         """The answer `message_id` read aloud, as audio bytes and their type."""
         self._require(deadline, "textToSpeech", "This assistant does not read answers aloud.")
-        session = self._sessions.load(session_id, self._clock())
+        try:
+            session = self._sessions.load(session_id, self._clock())
+        except StoreUnavailable:
+            raise RelayError(ErrorKind.RELAY_UNAVAILABLE, "The assistant is briefly unavailable.") from None
         if session is None:
             raise RelayError(ErrorKind.NOT_FOUND, "Unknown session.")
         self._spend(session, client_ip)
+        # Dify looks the message up by its id alone: only one of this session's own answers is read.
+        if not session.conversation_id or not self._answered(session, message_id, deadline):
+            raise RelayError(ErrorKind.NOT_FOUND, "Unknown message.")
         audio, audio_type = self._dify.speak(message_id, session.user, deadline, max_bytes=MAX_SPEECH_BYTES)
         telemetry.count("SpokenAnswers")
         return audio, audio_type
+
+    def _answered(self, session: Session, message_id: str, deadline: Deadline) -> bool:
+        page = self._dify.history(session.conversation_id, session.user, SPEAKABLE_ANSWERS, deadline)
+        return message_id.lower() in {str(message.get("id")).lower() for message in page.messages}
 
     def _require(self, deadline: Deadline, feature: str, refusal: str):
         enabled = self._features(deadline)["features"].get(feature)

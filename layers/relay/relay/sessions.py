@@ -25,11 +25,13 @@ class SessionStore(Protocol):
     def load(self, session_id: str, now: float) -> Session | None:
         """The live session, or None when unknown or expired."""
 
-    def save(self, session: Session) -> None:
-        """Saves the session's user, conversation and expiry; its image ids are kept as stored."""
+    def save(self, session: Session, *, new: bool = False) -> None:
+        """Saves the session's user, conversation and expiry. A `new` session replaces whatever an expired
+        one left under its id; otherwise the image ids are kept as stored."""
 
     def add_image(self, session: Session, image_id: str, expires_at: int) -> bool:
-        """Adds an uploaded image to the session (saving it if new); False when it holds MAX_IMAGES."""
+        """Adds an uploaded image to the session, saving it anew if it is not saved yet (expires_at 0);
+        False when it holds MAX_IMAGES."""
 
     def delete(self, session_id: str) -> None: ...
 
@@ -59,15 +61,16 @@ class InMemorySessionStore:
                 return None
             return session
 
-    def save(self, session: Session) -> None:
+    def save(self, session: Session, *, new: bool = False) -> None:
         with self._lock:
-            stored = self._sessions.get(session.session_id)
+            stored = None if new else self._sessions.get(session.session_id)
             images = stored.image_ids if stored is not None else frozenset()
             self._sessions[session.session_id] = replace(session, image_ids=images)
 
     def add_image(self, session: Session, image_id: str, expires_at: int) -> bool:
         with self._lock:
-            stored = self._sessions.get(session.session_id) or replace(session, image_ids=frozenset())
+            stored = None if session.expires_at == 0 else self._sessions.get(session.session_id)
+            stored = stored or replace(session, conversation_id=None, image_ids=frozenset())
             if len(stored.image_ids) >= MAX_IMAGES:
                 return False
             expires = max(stored.expires_at, expires_at)
@@ -102,7 +105,18 @@ class DynamoDBSessionStore(DynamoDBTable):
             image_ids=frozenset(item.get("imageIds", {}).get("SS", ())),
         )
 
-    def save(self, session: Session) -> None:
+    def save(self, session: Session, *, new: bool = False) -> None:
+        if new:  # a put: nothing an expired session left under this id (TTL lags) carries over
+            item = {
+                "pk": {"S": self.PREFIX + session.session_id},
+                "user": {"S": session.user},
+                "expiresAt": {"N": str(session.expires_at)},
+            }
+            if session.conversation_id:
+                item["conversationId"] = {"S": session.conversation_id}
+            with self.unavailable_as_store_error():
+                self.client.put_item(TableName=self.table_name, Item=item)
+            return
         # An update, not a put: an image uploaded while a turn runs is not overwritten by the turn's save.
         values = {":user": {"S": session.user}, ":expires": {"N": str(session.expires_at)}}
         update = "SET #user = :user, expiresAt = :expires"
@@ -121,6 +135,16 @@ class DynamoDBSessionStore(DynamoDBTable):
             )
 
     def add_image(self, session: Session, image_id: str, expires_at: int) -> bool:
+        if session.expires_at == 0:
+            item = {
+                "pk": {"S": self.PREFIX + session.session_id},
+                "user": {"S": session.user},
+                "expiresAt": {"N": str(expires_at)},
+                "imageIds": {"SS": [image_id]},
+            }
+            with self.unavailable_as_store_error():
+                self.client.put_item(TableName=self.table_name, Item=item)
+            return True
         with self.unavailable_as_store_error():
             try:
                 self.client.update_item(

@@ -200,7 +200,7 @@ class TurnService:
             return
         renewed = replace(session, conversation_id=conversation_id, expires_at=int(now) + self._ttl)
         try:
-            self._sessions.save(renewed)
+            self._sessions.save(renewed, new=session.expires_at == 0)
         except StoreUnavailable as error:
             telemetry.degraded("session not saved; the next turn starts a new conversation", error)
 
