@@ -19,7 +19,8 @@
  *   erases the conversation and the choice.
  * data-stream="off": ask for whole answers (POST /v1/chat) instead of streamed ones (POST /v1/chat/stream).
  * Voice, images and answers read aloud appear where the Dify app has them on (/v1/config features): a
- *   microphone records a voice message (WAV, the one format every Dify release transcribes; up to 60 s) whose
+ *   microphone records a voice message (MP4 audio through MediaRecorder, or WAV where the browser cannot record
+ *   MP4: the formats every Dify release transcribes; up to 60 s) whose
  *   text the visitor may edit before sending; an attach button adds images to the next message; each answer
  *   gets a "Read aloud" button. data-voice="off", data-images="off" or data-speech="off" leave one out.
  */
@@ -377,17 +378,38 @@
 
   // The microphone and the attach button, where the app takes voice and images and the browser can do it.
   function showMediaTools() {
-    var canRecord = !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia && (window.AudioContext || window.webkitAudioContext));
+    var canRecord = !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia && (MP4 || window.AudioContext || window.webkitAudioContext));
     mic.hidden = !(features().speechToText && options.voice !== "off" && canRecord);
     var images = features().images;
     attach.hidden = !(images && options.images !== "off");
     if (images) fileInput.accept = images.types.join(",");
   }
 
-  // --- voice messages: 16 kHz mono WAV, which every Dify release transcribes -----------------------
+  // --- voice messages -------------------------------------------------------------------------------
+  // Dify's audio-to-text takes MP4 audio (m4a) and WAV in every release, WebM no longer: MediaRecorder records
+  // MP4 where the browser can (Safari, current Chrome); elsewhere (Firefox) the widget writes 16 kHz mono WAV.
 
   var MAX_RECORDING_S = 60, WAV_RATE = 16000;
+  var MP4 = window.MediaRecorder && MediaRecorder.isTypeSupported && MediaRecorder.isTypeSupported("audio/mp4") ? "audio/mp4" : null;
   var recording = null, transcribing = false;
+
+  function Mp4Recording(stream) {
+    var chunks = this.chunks = [];
+    this.stream = stream;
+    this.recorder = new MediaRecorder(stream, { mimeType: MP4 });
+    this.recorder.ondataavailable = function (event) { if (event.data.size) chunks.push(event.data); };
+    this.recorder.start();
+  }
+  Mp4Recording.prototype.stop = function () {
+    var self = this;
+    return new Promise(function (resolve) {
+      self.recorder.onstop = function () {
+        self.stream.getTracks().forEach(function (track) { track.stop(); });
+        resolve(new Blob(self.chunks, { type: MP4 }));
+      };
+      self.recorder.stop();
+    });
+  };
 
   function WavRecording(stream) {
     var Context = window.AudioContext || window.webkitAudioContext;
@@ -409,7 +431,7 @@
     this.stream.getTracks().forEach(function (track) { track.stop(); });
     var rate = this.context.sampleRate;
     this.context.close();
-    return wav(this.chunks, rate, Math.min(WAV_RATE, rate));
+    return Promise.resolve(wav(this.chunks, rate, Math.min(WAV_RATE, rate)));
   };
 
   function wav(chunks, from, to) {
@@ -445,7 +467,7 @@
         stream.getTracks().forEach(function (track) { track.stop(); });
         return;
       }
-      recording = new WavRecording(stream);
+      recording = MP4 ? new Mp4Recording(stream) : new WavRecording(stream);
       recording.timer = setTimeout(finishRecording, MAX_RECORDING_S * 1000);
       mic.setAttribute("aria-pressed", "true");
       mic.setAttribute("aria-label", "Stop recording");
@@ -480,7 +502,7 @@
     transcribing = true;
     updateSend();
     status.textContent = "Turning your voice message into text…";
-    queued(function () { return upload("/v1/audio", audio); }).then(function (data) {
+    queued(function () { return audio.then(function (blob) { return upload("/v1/audio", blob); }); }).then(function (data) {
       if (mine !== epoch) return;  // the chat was erased meanwhile
       save("session", data.sessionId);
       input.value = (input.value.trim() ? input.value.trim() + " " : "") + data.text;

@@ -35,8 +35,9 @@ class Format:
         return self.dify_type or self.mime_type
 
 
-# Dify's audio-to-text compares the part's type with audio/<extension> from its own list (which lost webm in
-# current releases: Chrome's and Firefox's MediaRecorder output; the reference widget records WAV).
+# Dify's audio-to-text compares the part's type with audio/<extension> from its own list, which lost webm in
+# current releases (what MediaRecorder records in Firefox, and in Chrome by default); the reference widget
+# records MP4 audio, or WAV where the browser cannot.
 AUDIO = (
     Format("audio/wav", "wav", _riff(b"WAVE")),
     Format("audio/mp4", "m4a", lambda data: data[4:8] == b"ftyp", "audio/m4a"),
