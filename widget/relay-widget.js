@@ -99,6 +99,20 @@
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
     }
+    return request(path, options);
+  }
+
+  // A file as the request body (a recording or an image): the relay reads its type from its bytes.
+  function upload(path, blob) {
+    var session = load("session");
+    var query = session ? "?sessionId=" + encodeURIComponent(session) : "";
+    return blob.arrayBuffer().then(function (bytes) {
+      return request(path + query, { method: "POST", headers: { "Content-Type": blob.type }, body: bytes });
+    });
+  }
+
+  // The relay's JSON answer (null for 204), or the RelayError a refusal or a failed request means.
+  function request(path, options) {
     return fetch(base + path, options).then(function (response) {
       if (response.status === 204) return null;
       return response.json().catch(function () { return {}; }).then(function (data) {
@@ -109,23 +123,6 @@
       // The browser hides why a request failed: no network, or a page the relay does not serve (no CORS grant).
       throw new RelayError("offline", navigator.onLine === false ? MESSAGES.offline : MESSAGES.unreachable);
     });
-  }
-
-  // A file as the request body (a recording or an image): the relay reads its type from its bytes.
-  function upload(path, blob) {
-    var session = load("session");
-    var query = session ? "?sessionId=" + encodeURIComponent(session) : "";
-    return blob.arrayBuffer().then(function (bytes) {
-      return fetch(base + path + query, { method: "POST", headers: { "Content-Type": blob.type }, body: bytes });
-    }).then(
-      function (response) {
-        return response.json().catch(function () { return {}; }).then(function (data) {
-          if (response.ok) return data;
-          throw describe(response, (data && data.error) || {});
-        });
-      },
-      function () { throw new RelayError("offline", navigator.onLine === false ? MESSAGES.offline : MESSAGES.unreachable); }
-    );
   }
 
   // The relay's Server-Sent Events as they arrive: on(name, data) for each.

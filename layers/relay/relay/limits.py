@@ -16,7 +16,8 @@ from typing import Protocol
 
 from aws_lambda_powertools import Logger
 
-from .dynamodb import DynamoDBTable
+from . import telemetry
+from .dynamodb import DynamoDBTable, StoreUnavailable
 from .errors import ErrorKind, RelayError
 
 logger = Logger(child=True)
@@ -119,7 +120,14 @@ class RateLimiter:
 
     def spend(self, *, session_id: str, client_ip: str | None, now: float) -> None:
         """Spends one message from each budget of the session and the IP, or refuses with 429: one counter
-        write per principal, both of its windows in it."""
+        write per principal, both of its windows in it. While the counters are down nothing is refused:
+        gateway throttling and reserved concurrency still cap spending."""
+        try:
+            self._spend(session_id, client_ip, now)
+        except StoreUnavailable as error:
+            telemetry.degraded("rate limits not checked", error)
+
+    def _spend(self, session_id: str, client_ip: str | None, now: float) -> None:
         b = self._budgets
         # Client IPs are kept only as hashes: the counters need identity, not the address.
         ip = hashlib.sha256(client_ip.encode()).hexdigest()[:32] if client_ip else None

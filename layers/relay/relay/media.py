@@ -15,7 +15,7 @@ from .dify import DifyClient
 from .dynamodb import StoreUnavailable
 from .errors import ErrorKind, RelayError
 from .limits import RateLimiter
-from .sessions import MAX_IMAGES, Session, SessionStore, unsaved
+from .sessions import MAX_IMAGES, Session, SessionStore, resume
 from .uploads import AUDIO, IMAGES, MB, checked_upload
 
 DIFY_AUDIO_BYTES = 30 * MB  # audio-to-text's own limit in Dify (services/audio_service.py)
@@ -116,20 +116,10 @@ class MediaService:
     def _opened(self, session_id: str | None, client_ip) -> Session:
         """The session, or a new one: a new session's user is its id, so the turns that follow it under
         that id are filed under the same Dify user."""
-        stored = None
-        if session_id:
-            try:
-                stored = self._sessions.load(session_id, self._clock())
-            except StoreUnavailable as error:
-                telemetry.degraded("session not loaded; the upload starts a session", error)
-        session = stored or unsaved(session_id, None)
+        session = resume(self._sessions, session_id, None, self._clock())
         self._spend(session, client_ip)
         return session
 
     def _spend(self, session: Session, client_ip) -> None:
-        if self._limiter is None:
-            return
-        try:
+        if self._limiter is not None:
             self._limiter.spend(session_id=session.session_id, client_ip=client_ip, now=self._clock())
-        except StoreUnavailable as error:
-            telemetry.degraded("rate limits not checked", error)

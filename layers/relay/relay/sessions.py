@@ -7,7 +7,8 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from .dynamodb import DynamoDBTable
+from . import telemetry
+from .dynamodb import DynamoDBTable, StoreUnavailable
 
 MAX_IMAGES = 50  # images one session may upload; their ids ride on every read of the session
 
@@ -38,6 +39,18 @@ class SessionStore(Protocol):
 
 def new_session_id() -> str:
     return secrets.token_urlsafe(24)  # 192 random bits, URL-safe
+
+
+def resume(store: SessionStore, session_id: str | None, user: str | None, now: float) -> Session:
+    """The live session `session_id`, or a new unsaved one (also while the store is down: the visitor is
+    answered, as a new conversation)."""
+    stored = None
+    if session_id:
+        try:
+            stored = store.load(session_id, now)
+        except StoreUnavailable as error:
+            telemetry.degraded("session not loaded; going on as a new session", error)
+    return stored or unsaved(session_id, user)
 
 
 def unsaved(session_id: str | None, user: str | None) -> Session:

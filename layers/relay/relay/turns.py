@@ -24,7 +24,7 @@ from .dify import (
 from .dynamodb import StoreUnavailable
 from .errors import ErrorKind, RelayError
 from .limits import RateLimiter
-from .sessions import Session, SessionStore, unsaved
+from .sessions import Session, SessionStore, resume
 from .widget import ChatRequest
 
 logger = Logger(child=True)
@@ -152,11 +152,7 @@ class TurnService:
             # As with a message id, another session's file does not exist for this one.
             raise RelayError(ErrorKind.NOT_FOUND, "'files' names an image this session did not upload.")
         if self._limiter is not None:
-            try:
-                self._limiter.spend(session_id=session.session_id, client_ip=client_ip, now=now)
-            except StoreUnavailable as error:
-                # Gateway throttling and reserved concurrency still cap spending while counters are down.
-                telemetry.degraded("rate limits not checked", error)
+            self._limiter.spend(session_id=session.session_id, client_ip=client_ip, now=now)
         app_mode = self._app_mode or self._dify.app_mode(deadline)
         question = Question(
             query=request.message,
@@ -185,13 +181,7 @@ class TurnService:
         return TurnResult(session_id=session.session_id, answer=answer)
 
     def _session_for(self, request: ChatRequest, now: float) -> Session:
-        stored = None
-        if request.session_id:
-            try:
-                stored = self._sessions.load(request.session_id, now)
-            except StoreUnavailable as error:
-                telemetry.degraded("session not loaded; answering as a new conversation", error)
-        return stored or unsaved(request.session_id, request.user)
+        return resume(self._sessions, request.session_id, request.user, now)
 
     def _remember(self, session: Session, conversation_id: str | None, now: float) -> None:
         # A continued turn writes only when something changed or half the idle window has passed.
