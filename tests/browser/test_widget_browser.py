@@ -37,7 +37,7 @@ def servers():
         # A long conversation is seeded at full speed; budgets are the integration tests' subject.
         "RATE_LIMIT_SESSION_PER_MINUTE": "0",
         "RATE_LIMIT_IP_PER_MINUTE": "0",
-        # Streamed answers come a few characters every 50 ms, so a long one takes seconds to write.
+        # Streamed answers come 8 characters every 50 ms, so a long one takes seconds to write.
         "SIMULATED_STREAM_DELAY": "0.05",
         # The deployment's branding for every page; the demo page sets neither option itself.
         "WIDGET_BRANDING": json.dumps({"placeholder": "Ask the demo team", "accent": "rgb(255, 140, 0)"}),
@@ -187,8 +187,11 @@ def test_a_page_on_another_origin_cannot_use_the_relay(page, servers):
     assert json.loads(refused.value.read())["error"]["code"] == "origin_not_allowed"
 
 
+# About 40 streamed events, two seconds of writing: room to see it grow and to stop it on a busy machine.
 LONG_QUESTION = (
-    "Please tell me, branch by branch, when each of your shops opens and closes on weekdays and weekends"
+    "Please tell me, branch by branch, when each of your shops opens and closes on weekdays and weekends,"
+    " whether the opening hours change on public holidays or during the summer months, which branches"
+    " have parking or step-free access, and who I should call when a branch closes earlier than it says"
 )
 LONG_ANSWER = f"Turn 1: you said '{LONG_QUESTION}'"
 LAST_ANSWER = (
@@ -226,7 +229,7 @@ def test_stop_ends_the_answer_and_the_apps_run(page, servers):
     assert stopped.value.status == 200
     page.wait_for_selector(".notice >> text=Stopped.")
     shown = page.evaluate(LAST_ANSWER)
-    page.wait_for_timeout(2_000)  # longer than the rest of the answer would take to write
+    page.wait_for_timeout(2_500)  # longer than the rest of the answer would take to write
     assert page.evaluate(LAST_ANSWER) == shown and len(shown) < len(LONG_ANSWER)
     # Dify stopped writing: the conversation keeps the answer as far as it got.
     page.reload()
