@@ -12,7 +12,9 @@ do); the difference is the relay's own work per event: turn events, JSON and SSE
 argv: pairs warmup sessions events [events ...]
 """
 
+import dataclasses
 import time
+import types
 
 import harness
 
@@ -33,7 +35,6 @@ from relay.dify import DifyClient, Question  # noqa: E402
 from relay.keys import StaticKeyProvider  # noqa: E402
 from relay.sessions import InMemorySessionStore  # noqa: E402
 from relay.turns import TurnService  # noqa: E402
-from relay.wiring import Services  # noqa: E402
 
 PAIRS, WARMUP, SESSIONS = (int(arg) for arg in sys.argv[1:4])
 SIZES = [int(arg) for arg in sys.argv[4:]]
@@ -109,7 +110,8 @@ for size in SIZES:
         read_timeout=1,
     )
     turns = TurnService(dify, InMemorySessionStore(), session_ttl_seconds=3600, app_mode="agent")
-    stream_app.use(Services(turns=turns, companion=None, repeats=None, media=None))
+    served = dataclasses.replace(stream_app.relay.default, turns=turns)
+    stream_app.use(types.SimpleNamespace(services=lambda app_id, served=served: served))
     event = harness.chat_event({"message": MESSAGE}, stream=True)
     whole, client_only, written = [], [], 0
     for _ in range(5 if size <= 10_000 else 2):

@@ -123,7 +123,7 @@ class DirectDify:
         import urllib3
 
         self.http = urllib3.PoolManager(maxsize=4)
-        self.url = settings.dify_api_url + "/chat-messages"
+        self.url = settings.default_app.dify_api_url + "/chat-messages"
         self.headers = {"Authorization": f"Bearer {DIFY_KEY}", "Content-Type": "application/json"}
         self.timeout = urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout)
         self.bodies = {

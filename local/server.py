@@ -32,8 +32,14 @@ MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's request payload limit
 DEMO_CONSENT = "I agree that this chat is stored so the assistant can answer me."
 
 
+# The second app `make local` serves (at /v1/apps/sales/...), unless APPS names the apps itself.
+SALES_APP = "sales"
+SALES_GREETING = "Hello from sales! Which plan interests you?"
+
+
 def start_simulator(env) -> tuple:
-    """A simulated Dify app: SIMULATED_APP (a Dify mode) or the one DIFY_APP_MODE names."""
+    """Simulated Dify apps: the default app (SIMULATED_APP, a Dify mode, or the one DIFY_APP_MODE names) and,
+    unless APPS is set, a sales agent app. Returns the simulator, the default app's key, the APPS entries."""
     from local.dify_simulator import App, DifySimulator
 
     mode = env.get("SIMULATED_APP") or SIMULATED_MODES.get(env.get("DIFY_APP_MODE", "auto").lower(), "chat")
@@ -42,20 +48,36 @@ def start_simulator(env) -> tuple:
     )
     key = env.get("SIMULATED_API_KEY") or "app-local-" + secrets.token_hex(8)
     media = (env.get("SIMULATED_MEDIA") or "on").lower() != "off"
-    app = App(
-        mode=mode,
-        required_inputs=required,
-        query_input=env.get("QUERY_INPUT") or "query",
-        stream_delay=float(env.get("SIMULATED_STREAM_DELAY") or 0),  # seconds between streamed events
+    shared = {
+        "stream_delay": float(env.get("SIMULATED_STREAM_DELAY") or 0),  # seconds between streamed events
         # Voice input, answers read aloud and images, unless SIMULATED_MEDIA=off.
         **dict.fromkeys(("speech_to_text", "text_to_speech", "image_upload"), media),
-    )
-    return DifySimulator(apps={key: app}).start(), key
+    }
+    apps = {
+        key: App(mode=mode, required_inputs=required, query_input=env.get("QUERY_INPUT") or "query", **shared)
+    }
+    entries = {}
+    if not env.get("APPS"):
+        sales_key = "app-local-" + secrets.token_hex(8)
+        apps[sales_key] = App(mode="agent-chat", name="Sales", opening_statement=SALES_GREETING, **shared)
+        entries[SALES_APP] = {
+            "key": sales_key,
+            "appMode": "agent",
+            # Its own allow-list: the demo page's origin only, whatever ALLOWED_ORIGINS lets the default app.
+            "allowedOrigins": [f"http://localhost:{env.get('DEMO_PORT') or 8080}"],
+            "branding": {"title": "Sales assistant", "position": "left", "color": "#0a7d45"},
+        }
+    simulator = DifySimulator(apps=apps).start()
+    for entry in entries.values():
+        entry["difyApiUrl"] = simulator.url
+    return simulator, key, entries
 
 
 def make_handler(lambda_handler, stream=None):
     """`stream`: the streaming function's module (stream_app), which serves POST /v1/chat/stream."""
-    from relay.errors import ErrorKind, RelayError  # importable once main() has put the relay on sys.path
+    # importable once main() has put the relay on sys.path
+    from relay.apps import default_route
+    from relay.errors import ErrorKind, RelayError
 
     # The resolver keeps the current event on a module-level object: one call at a time, as in Lambda.
     lock = threading.Lock()
@@ -86,7 +108,7 @@ def make_handler(lambda_handler, stream=None):
                 query=query,
                 source_ip=self.client_address[0],
             )
-            if stream is not None and (self.command, path) == ("POST", "/v1/chat/stream"):
+            if stream is not None and self.command == "POST" and default_route(path) == "/v1/chat/stream":
                 self._stream(event)
                 return
             with lock:
@@ -153,8 +175,9 @@ def make_handler(lambda_handler, stream=None):
     return RequestHandler
 
 
-def make_demo_handler(relay_url: str, consent: str):
-    """Serves the reference widget and a demo page that embeds it, from an origin of its own."""
+def make_demo_handler(relay_url: str, consent: str, apps: dict | None = None):
+    """Serves the reference widget and a demo page that embeds it, from an origin of its own: a widget for
+    the default app and one for each of `apps` (app id -> APPS entry)."""
     files = {
         "/": ("demo.html", "text/html; charset=utf-8"),
         "/relay-widget.js": ("relay-widget.js", "text/javascript; charset=utf-8"),
@@ -168,7 +191,12 @@ def make_demo_handler(relay_url: str, consent: str):
                 return
             text = (ROOT / "widget" / name).read_text()
             attribute = f'data-consent="{html.escape(consent)}"' if consent else ""
-            payload = text.replace("{{RELAY_URL}}", relay_url).replace("{{CONSENT}}", attribute).encode()
+            payload = (
+                text.replace("{{APP_WIDGETS}}", app_widgets(apps or {}))
+                .replace("{{RELAY_URL}}", relay_url)
+                .replace("{{CONSENT}}", attribute)
+                .encode()
+            )
             self.send_response(200)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
@@ -182,6 +210,19 @@ def make_demo_handler(relay_url: str, consent: str):
     return DemoHandler
 
 
+def app_widgets(apps: dict) -> str:
+    """A script tag per registered app; its title and colours come from the app's branding (/v1/config)."""
+    tags = []
+    for app_id, entry in apps.items():
+        branding = entry.get("branding") or {} if isinstance(entry, dict) else {}
+        title, app_id = html.escape(branding.get("title") or app_id), html.escape(app_id)
+        tags.append(
+            f'<script src="relay-widget.js" data-relay-url="{{{{RELAY_URL}}}}" data-app="{app_id}"'
+            f' data-title="{title}" data-position="left" {{{{CONSENT}}}} defer></script>'
+        )
+    return "\n  ".join(tags)
+
+
 def main() -> None:
     sys.path[:0] = [str(ROOT / "functions" / name) for name in ("relay", "stream")] + [
         str(ROOT / "layers" / "relay")
@@ -191,24 +232,32 @@ def main() -> None:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     simulator = None
     if not os.environ.get("DIFY_API_KEY"):
-        simulator, key = start_simulator(os.environ)
+        simulator, key, entries = start_simulator(os.environ)
         os.environ["DIFY_API_URL"] = simulator.url
         os.environ["DIFY_API_KEY"] = key
+        if entries:
+            os.environ["APPS"] = json.dumps(entries)
         mode = simulator.apps[key].mode
         print(f"No DIFY_API_KEY given: a simulated Dify {mode} app answers at {simulator.url}", flush=True)
+        for app_id, entry in entries.items():
+            print(f"  and a simulated {entry['appMode']} app at /v1/apps/{app_id}/...", flush=True)
 
     import stream_app
 
     import app
 
-    stream_app.use(app.services)  # one set of sessions and budgets for both routes, as the table is on AWS
+    stream_app.use(app.relay)  # one set of sessions and budgets for both routes, as the table is on AWS
     port = int(os.environ.get("PORT", "3000"))
     server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(app.lambda_handler, stream_app))
     demo_port = int(os.environ.get("DEMO_PORT", "8080"))
     try:
         demo = ThreadingHTTPServer(
             ("127.0.0.1", demo_port),
-            make_demo_handler(f"http://127.0.0.1:{port}", os.environ.get("DEMO_CONSENT", DEMO_CONSENT)),
+            make_demo_handler(
+                f"http://127.0.0.1:{port}",
+                os.environ.get("DEMO_CONSENT", DEMO_CONSENT),
+                app.settings.apps,
+            ),
         )
     except OSError as error:
         demo = None

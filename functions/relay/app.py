@@ -1,4 +1,7 @@
-"""Lambda entry point: routes of the widget API v1 mapped to the turn, companion and media services."""
+"""Lambda entry point: routes of the widget API v1 mapped to the turn, companion and media services.
+
+Each route serves the stack's default app at `/v1/<route>` and a registered app at `/v1/apps/<app>/<route>`.
+"""
 
 import base64
 
@@ -8,10 +11,10 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
 from relay import telemetry, wiring
+from relay.apps import app_id_of, default_route
 from relay.deadline import Deadline
 from relay.errors import ErrorKind, RelayError
 from relay.openapi import document as openapi_document
-from relay.origins import OriginPolicy
 from relay.settings import Settings
 from relay.telemetry import metrics
 from relay.widget import (
@@ -26,19 +29,26 @@ from relay.widget import (
 
 logger = Logger()
 settings = Settings.from_env()
-services = wiring.services(settings)
-turns, companion, repeats, media = services.turns, services.companion, services.repeats, services.media
-origins = OriginPolicy(settings.allowed_origins, require_origin=settings.require_origin)
+relay = wiring.Relay(settings)
+services = relay.default  # `make local` shares it with the streaming function
+
+
+def current() -> wiring.Services:
+    """The services of the app the request's path names (404 for an app the registry does not have)."""
+    return relay.services(app_id_of(app.current_event.path))
 
 
 class PolicyCors(CORSConfig):
-    """The resolver's CORS grants, from the relay's own origin policy."""
+    """The resolver's CORS grants, from the origin policy of the request's app."""
 
     def allowed_origin(self, extracted_origin: str | None) -> str | None:
-        return extracted_origin if extracted_origin and origins.allows(extracted_origin) else None
+        return extracted_origin if self.to_dict(extracted_origin) else None
 
     def to_dict(self, origin: str | None) -> dict[str, str]:
-        return origins.cors_headers(origin)
+        try:
+            return current().origins.cors_headers(origin)
+        except RelayError:  # no such app: no grant
+            return {}
 
 
 app = APIGatewayRestResolver(cors=PolicyCors())
@@ -46,7 +56,9 @@ app = APIGatewayRestResolver(cors=PolicyCors())
 
 def enforce_origin(app: APIGatewayRestResolver, next_middleware):
     # CORS only stops a browser from reading the answer; the allow-list must stop the call itself.
-    if not origins.permits(app.current_event.headers.get("origin")):
+    served = current()
+    telemetry.for_app(served.app.app_id)
+    if not served.origins.permits(app.current_event.headers.get("origin")):
         raise RelayError(ErrorKind.ORIGIN_NOT_ALLOWED, "This site may not use this assistant.")
     return next_middleware(app)
 
@@ -54,95 +66,111 @@ def enforce_origin(app: APIGatewayRestResolver, next_middleware):
 app.use(middlewares=[enforce_origin])
 
 
-@app.post("/v1/chat")
+def route(rule: str, method: str):
+    """`rule` for the default app (`/v1<rule>`) and for every registered app (`/v1/apps/<app><rule>`)."""
+
+    def register(handler):
+        app.route(f"/v1{rule}", method=method)(handler)
+        app.route(f"/v1/apps/<app_id>{rule}", method=method)(lambda app_id, **params: handler(**params))
+        return handler
+
+    return register
+
+
+@route("/chat", "POST")
 def chat():
+    served = current()
     request = parse_chat_request(
         text_body(),
         max_message_chars=settings.max_message_chars,
-        allowed_inputs=settings.allowed_inputs,
+        allowed_inputs=served.app.allowed_inputs,
         max_body_bytes=settings.max_body_bytes,
     )
     deadline = invocation_deadline()
 
     def answer() -> dict:
-        return turns.take_turn(request, deadline=deadline, client_ip=client_ip()).to_json()
+        return served.turns.take_turn(request, deadline=deadline, client_ip=client_ip()).to_json()
 
     key = app.current_event.headers.get("idempotency-key")
     if key is None:
         return answer()
-    return repeats.answer(key, request.scope(), answer, app.lambda_context)
+    return served.repeats.answer(key, request.scope() | served.app.scope(), answer, app.lambda_context)
 
 
-@app.post("/v1/chat/stop")
+@route("/chat/stop", "POST")
 def stop():
     body = json_body(text_body(), settings.max_body_bytes, ("sessionId", "taskId"))
     session_id, task_id = session_id_of(body.get("sessionId")), message_id_of(body.get("taskId"), "taskId")
-    turns.stop_turn(session_id, task_id, deadline=invocation_deadline())
+    current().turns.stop_turn(session_id, task_id, deadline=invocation_deadline())
     return {"result": "ok"}
 
 
-@app.post("/v1/audio")
+@route("/audio", "POST")
 def audio():
     session_id = session_id_of(query().get("sessionId"), required=False)
-    return media.transcribe(session_id, raw_body(), content_type(), invocation_deadline(), client_ip())
+    return current().media.transcribe(
+        session_id, raw_body(), content_type(), invocation_deadline(), client_ip()
+    )
 
 
-@app.post("/v1/files")
+@route("/files", "POST")
 def files():
     session_id = session_id_of(query().get("sessionId"), required=False)
+    media = current().media
     uploaded = media.upload_image(session_id, raw_body(), content_type(), invocation_deadline(), client_ip())
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=uploaded)
 
 
-@app.post("/v1/speech")
+@route("/speech", "POST")
 def speech():
     body = json_body(text_body(), settings.max_body_bytes, ("sessionId", "messageId"))
     session_id, message_id = session_id_of(body.get("sessionId")), message_id_of(body.get("messageId"))
-    audio, audio_type = media.speak(session_id, message_id, invocation_deadline(), client_ip())
+    audio, audio_type = current().media.speak(session_id, message_id, invocation_deadline(), client_ip())
     return Response(status_code=200, content_type=audio_type, body=audio)
 
 
-@app.get("/v1/config")
+@route("/config", "GET")
 def config():
-    return companion.config(invocation_deadline())
+    return current().companion.config(invocation_deadline())
 
 
-@app.post("/v1/feedback")
+@route("/feedback", "POST")
 def feedback():
     request = parse_feedback(text_body(), max_body_bytes=settings.max_body_bytes)
-    companion.feedback(
+    current().companion.feedback(
         request.session_id, request.message_id, request.rating, request.content, invocation_deadline()
     )
     return {"result": "ok"}
 
 
-@app.get("/v1/suggested")
+@route("/suggested", "GET")
 def suggested():
     session_id, message_id = session_id_of(query().get("sessionId")), message_id_of(query().get("messageId"))
-    return {"questions": companion.suggested(session_id, message_id, invocation_deadline())}
+    return {"questions": current().companion.suggested(session_id, message_id, invocation_deadline())}
 
 
-@app.get("/v1/history")
+@route("/history", "GET")
 def history():
     session_id, limit = session_id_of(query().get("sessionId")), history_limit_of(query().get("limit"))
     before = history_before_of(query().get("before"))
-    return {"sessionId": session_id} | companion.history(session_id, limit, before, invocation_deadline())
+    found = current().companion.history(session_id, limit, before, invocation_deadline())
+    return {"sessionId": session_id} | found
 
 
-@app.delete("/v1/session")
+@route("/session", "DELETE")
 def erase_session():
     body = json_body(text_body(), settings.max_body_bytes, ("sessionId",))
-    companion.erase(session_id_of(body.get("sessionId")), invocation_deadline())
+    current().companion.erase(session_id_of(body.get("sessionId")), invocation_deadline())
     return Response(status_code=204, body="")
 
 
-@app.get("/v1/openapi.json")
+@route("/openapi.json", "GET")
 def openapi():
-    return openapi_document(settings.allowed_inputs)
+    return openapi_document(current().app.allowed_inputs)
 
 
-@app.route("/v1/<name>", method="OPTIONS")
-@app.route("/v1/chat/<name>", method="OPTIONS")
+@route("/<name>", "OPTIONS")
+@route("/chat/<name>", "OPTIONS")
 def preflight(name: str):
     # A preflight grants the methods of its own route (Powertools' would list every method of the API).
     methods = route_methods()
@@ -154,7 +182,8 @@ def preflight(name: str):
 
 def route_methods() -> list[str]:
     """The methods the current request's path takes, as the OpenAPI document lists them; none: no route."""
-    methods = openapi_document(settings.allowed_inputs)["paths"].get(app.current_event.path, {})
+    paths = openapi_document(settings.default_app.allowed_inputs)["paths"]
+    methods = paths.get(default_route(app.current_event.path), {})
     return sorted(method.upper() for method in methods)
 
 
@@ -228,4 +257,5 @@ def unexpected_error(error: Exception) -> Response:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics
 def lambda_handler(event, context):
+    telemetry.for_app(None)
     return app.resolve(event, context)

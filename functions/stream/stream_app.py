@@ -15,9 +15,9 @@ from itertools import chain
 from aws_lambda_powertools import Logger
 
 from relay import sse, telemetry, wiring
+from relay.apps import app_id_of
 from relay.deadline import Deadline
 from relay.errors import ErrorKind, RelayError
-from relay.origins import OriginPolicy
 from relay.settings import Settings
 from relay.telemetry import metrics
 from relay.turns import TurnEvent, replayed
@@ -25,8 +25,7 @@ from relay.widget import parse_chat_request
 
 logger = Logger()
 settings = Settings.from_env()
-services = wiring.services(settings)
-origins = OriginPolicy(settings.allowed_origins, require_origin=settings.require_origin)
+relay = wiring.Relay(settings)
 STREAM_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -41,18 +40,22 @@ class StreamedResponse:
     body: Generator[bytes, None, None]
 
 
-def use(shared: wiring.Services) -> None:
-    """Serves streams from services built elsewhere (`make local` shares the JSON function's)."""
-    global services
-    services = shared
+def use(shared: wiring.Relay) -> None:
+    """Serves streams from apps built elsewhere (`make local` shares the JSON function's)."""
+    global relay
+    relay = shared
 
 
 def handle(event: dict, context) -> StreamedResponse:
     headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
-    cors = origins.cors_headers(headers.get("origin"))
     logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
+    cors: dict[str, str] = {}
+    telemetry.for_app(None)
     try:
-        events = _turn(event, headers, context)
+        served = relay.services(app_id_of(event.get("path") or ""))
+        telemetry.for_app(served.app.app_id)
+        cors = served.origins.cors_headers(headers.get("origin"))
+        events = _turn(served, event, headers, context)
         first = next(events)
     except RelayError as error:
         return _refused(error, cors)
@@ -64,15 +67,15 @@ def handle(event: dict, context) -> StreamedResponse:
     return StreamedResponse(200, cors | STREAM_HEADERS, _written(chain([first], events), events))
 
 
-def _turn(event: dict, headers: dict, context) -> Iterator[TurnEvent]:
+def _turn(served: wiring.Services, event: dict, headers: dict, context) -> Iterator[TurnEvent]:
     if event.get("httpMethod") != "POST":
         raise RelayError(ErrorKind.METHOD_NOT_ALLOWED, "This route answers POST.")
-    if not origins.permits(headers.get("origin")):
+    if not served.origins.permits(headers.get("origin")):
         raise RelayError(ErrorKind.ORIGIN_NOT_ALLOWED, "This site may not use this assistant.")
     request = parse_chat_request(
         _body(event),
         max_message_chars=settings.max_message_chars,
-        allowed_inputs=settings.allowed_inputs,
+        allowed_inputs=served.app.allowed_inputs,
         max_body_bytes=settings.max_body_bytes,
     )
     deadline = Deadline.for_invocation(
@@ -81,12 +84,12 @@ def _turn(event: dict, headers: dict, context) -> Iterator[TurnEvent]:
     client_ip = ((event.get("requestContext") or {}).get("identity") or {}).get("sourceIp")
 
     def turn() -> Iterator[TurnEvent]:
-        return services.turns.stream_turn(request, deadline=deadline, client_ip=client_ip)
+        return served.turns.stream_turn(request, deadline=deadline, client_ip=client_ip)
 
     key = headers.get("idempotency-key")
     if key is None:
         return turn()
-    return services.repeats.stream(key, request.scope(), turn, replayed, context)
+    return served.repeats.stream(key, request.scope() | served.app.scope(), turn, replayed, context)
 
 
 def _body(event: dict) -> str | None:

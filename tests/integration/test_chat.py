@@ -170,7 +170,7 @@ def test_an_unexpected_failure_is_a_json_500_without_details(relay, monkeypatch)
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire at /var/task/relay/secret_place.py")
 
-    monkeypatch.setattr(app.turns, "take_turn", broken)
+    monkeypatch.setattr(app.relay.default.turns, "take_turn", broken)
     reply = relay.chat({"message": "Hello"})
     assert (reply.status, reply.error_code) == (500, "internal_error")
     assert "disk on fire" not in reply.raw_body and "Traceback" not in reply.raw_body

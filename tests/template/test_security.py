@@ -217,7 +217,7 @@ def test_the_relay_reads_the_limits_the_template_sets():
             "REQUIRE_ORIGIN": "true",
         }
     )
-    budgets = settings.rate_budgets
+    budgets = settings.default_app.rate_budgets
     assert (budgets.session_per_minute, budgets.session_per_day) == (7, 70)
     assert (budgets.ip_per_minute, budgets.ip_per_day) == (9, 90)
     assert settings.max_body_bytes == 4096 and settings.require_origin is True

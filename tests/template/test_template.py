@@ -87,8 +87,8 @@ def test_default_parameters_make_valid_settings():
         if isinstance(value, dict) and "Ref" in value and value["Ref"] in params
     }
     settings = Settings.from_env(env | {"DIFY_API_KEY_SECRET": "arn:aws:secretsmanager:r:1:secret:k"})
-    assert settings.dify_inputs == {} and settings.allowed_inputs == frozenset()
-    assert settings.allowed_origins == ("http://localhost:8080",)
+    assert settings.default_app.dify_inputs == {} and settings.default_app.allowed_inputs == frozenset()
+    assert settings.default_app.allowed_origins == ("http://localhost:8080",)
 
 
 def statements():

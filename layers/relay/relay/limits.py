@@ -114,9 +114,11 @@ class Budgets:
 
 
 class RateLimiter:
-    def __init__(self, counters: CounterStore, budgets: Budgets) -> None:
+    def __init__(self, counters: CounterStore, budgets: Budgets, *, app_id: str | None = None) -> None:
         self._counters = counters
         self._budgets = budgets
+        # Each app spends its own budgets; the default app's counters keep the keys from before apps.
+        self._prefix = "rate#" if app_id in (None, "default") else f"rate@{app_id}#"
 
     def spend(self, *, session_id: str, client_ip: str | None, now: float) -> None:
         """Spends one message from each budget of the session and the IP, or refuses with 429: one counter
@@ -144,7 +146,7 @@ class RateLimiter:
             # Earlier minutes' counters are dropped as the principal returns; what a long pause leaves
             # behind goes with the day's item.
             forget = tuple(f"m{minute - back}" for back in range(1, FORGET_MINUTES + 1)) if per_minute else ()
-            key = f"rate#{scope}#{who}#{day}"
+            key = f"{self._prefix}{scope}#{who}#{day}"
             full = self._counters.spend(key, limits, expires_at=day + DAY + MINUTE, forget=forget)
             if full is not None:
                 window_end = day + DAY if full == DAY_COUNTER else (minute + 1) * MINUTE

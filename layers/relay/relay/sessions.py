@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from . import telemetry
+from .apps import DEFAULT_APP
 from .dynamodb import DynamoDBTable, StoreUnavailable
 
 MAX_IMAGES = 50  # images one session may upload; their ids ride on every read of the session
@@ -100,12 +101,15 @@ class InMemorySessionStore:
 class DynamoDBSessionStore(DynamoDBTable):
     """Sessions in DynamoDB, one item per session; the table's TTL removes idle ones."""
 
-    PREFIX = "session#"
+    def __init__(self, table_name: str, client=None, *, app_id: str = DEFAULT_APP) -> None:
+        super().__init__(table_name, client)
+        # Each app's sessions under keys of their own; the default app's are those from before apps.
+        self.prefix = "session#" if app_id == DEFAULT_APP else f"app#{app_id}#session#"
 
     def load(self, session_id: str, now: float) -> Session | None:
         with self.unavailable_as_store_error():
             item = self.client.get_item(
-                TableName=self.table_name, Key={"pk": {"S": self.PREFIX + session_id}}, ConsistentRead=True
+                TableName=self.table_name, Key={"pk": {"S": self.prefix + session_id}}, ConsistentRead=True
             ).get("Item")
         # TTL deletion lags by up to days: an expired item still readable is treated as gone.
         if not item or int(item["expiresAt"]["N"]) <= now:
@@ -121,7 +125,7 @@ class DynamoDBSessionStore(DynamoDBTable):
     def save(self, session: Session, *, new: bool = False) -> None:
         if new:  # a put: nothing an expired session left under this id (TTL lags) carries over
             item = {
-                "pk": {"S": self.PREFIX + session.session_id},
+                "pk": {"S": self.prefix + session.session_id},
                 "user": {"S": session.user},
                 "expiresAt": {"N": str(session.expires_at)},
             }
@@ -141,7 +145,7 @@ class DynamoDBSessionStore(DynamoDBTable):
         with self.unavailable_as_store_error():
             self.client.update_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": self.PREFIX + session.session_id}},
+                Key={"pk": {"S": self.prefix + session.session_id}},
                 UpdateExpression=update,
                 ExpressionAttributeNames={"#user": "user"},
                 ExpressionAttributeValues=values,
@@ -150,7 +154,7 @@ class DynamoDBSessionStore(DynamoDBTable):
     def add_image(self, session: Session, image_id: str, expires_at: int) -> bool:
         if session.expires_at == 0:
             item = {
-                "pk": {"S": self.PREFIX + session.session_id},
+                "pk": {"S": self.prefix + session.session_id},
                 "user": {"S": session.user},
                 "expiresAt": {"N": str(expires_at)},
                 "imageIds": {"SS": [image_id]},
@@ -162,7 +166,7 @@ class DynamoDBSessionStore(DynamoDBTable):
             try:
                 self.client.update_item(
                     TableName=self.table_name,
-                    Key={"pk": {"S": self.PREFIX + session.session_id}},
+                    Key={"pk": {"S": self.prefix + session.session_id}},
                     UpdateExpression="SET #user = :user, expiresAt = :expires ADD imageIds :image",
                     ConditionExpression="attribute_not_exists(imageIds) OR size(imageIds) < :max",
                     ExpressionAttributeNames={"#user": "user"},
@@ -179,4 +183,4 @@ class DynamoDBSessionStore(DynamoDBTable):
 
     def delete(self, session_id: str) -> None:
         with self.unavailable_as_store_error():
-            self.client.delete_item(TableName=self.table_name, Key={"pk": {"S": self.PREFIX + session_id}})
+            self.client.delete_item(TableName=self.table_name, Key={"pk": {"S": self.prefix + session_id}})

@@ -7,54 +7,34 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .apps import (  # noqa: F401  (BRANDING_OPTIONS and the modes are part of the settings' vocabulary)
+    APP_MODES,
+    BRANDING_OPTIONS,
+    DEFAULT_APP,
+    UPSTREAM_MODES,
+    AppConfig,
+    ConfigurationError,
+    branding_of,
+)
 from .limits import Budgets
 from .widget import DEFAULT_MAX_MESSAGE_CHARS
 
-APP_MODES = ("auto", "chat", "chatflow", "agent", "completion", "workflow")
-UPSTREAM_MODES = ("auto", "blocking", "streaming")
 MAX_UPLOAD_BYTES = 4_500_000
-# The widget options a deployment may set for every page (WIDGET_BRANDING); a page's own data-* win. Not the
-# consent text: the widget needs it before it may ask the relay anything.
-BRANDING_OPTIONS = (
-    "title",
-    "color",
-    "textColor",
-    "accent",
-    "theme",
-    "position",
-    "launcherLabel",
-    "launcherIcon",
-    "avatar",
-    "greeting",
-    "placeholder",
-    "font",
-)
-
-
-class ConfigurationError(ValueError):
-    """The environment does not describe a working relay."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    dify_api_url: str
-    dify_app_mode: str
-    upstream_mode: str
-    query_input: str
-    answer_output: str
-    dify_inputs: dict
-    widget_branding: dict
-    allowed_inputs: frozenset[str]
-    dify_api_key_secret: str | None
-    dify_api_key: str | None
-    allowed_origins: tuple[str, ...]
+    default_app: AppConfig  # the app of /v1/... routes, described by the environment
+    app_registry_path: str | None  # Parameter Store path of the other apps (AWS)
+    app_secret_prefix: str | None  # the names of their key secrets
+    apps: dict  # the other apps inline (APPS: local runs and tests)
+    registry_cache_seconds: int
     sessions_table: str | None
     session_ttl_seconds: int
     max_message_chars: int
     max_body_bytes: int
     max_upload_bytes: int
     require_origin: bool
-    rate_budgets: Budgets
     key_cache_seconds: int
     connect_timeout: float
     read_timeout: float
@@ -117,30 +97,53 @@ class Settings:
                 f"base64-encoded), got {max_upload_bytes}"
             )
 
-        return cls(
+        budgets = Budgets(
+            session_per_minute=number("RATE_LIMIT_SESSION_PER_MINUTE", Budgets.session_per_minute, 0),
+            session_per_day=number("RATE_LIMIT_SESSION_PER_DAY", Budgets.session_per_day, 0),
+            ip_per_minute=number("RATE_LIMIT_IP_PER_MINUTE", Budgets.ip_per_minute, 0),
+            ip_per_day=number("RATE_LIMIT_IP_PER_DAY", Budgets.ip_per_day, 0),
+        )
+        default_app = AppConfig(
+            app_id=DEFAULT_APP,
             dify_api_url=text("DIFY_API_URL", "https://api.dify.ai/v1").rstrip("/"),
             dify_app_mode=choice("DIFY_APP_MODE", APP_MODES),
             upstream_mode=choice("UPSTREAM_MODE", UPSTREAM_MODES),
             query_input=text("QUERY_INPUT", "query"),
             answer_output=text("ANSWER_OUTPUT", "answer"),
             dify_inputs=dify_inputs,
-            widget_branding=widget_branding,
             allowed_inputs=frozenset(names("ALLOWED_INPUTS")),
-            dify_api_key_secret=secret,
-            dify_api_key=None if secret else key,
             allowed_origins=tuple(origin.rstrip("/") for origin in names("ALLOWED_ORIGINS")),
+            key_secret=secret,
+            key=None if secret else key,
+            rate_budgets=budgets,
+            widget_branding=widget_branding,
+        )
+        try:
+            apps = json.loads(text("APPS", "{}"))
+        except ValueError:
+            raise ConfigurationError("APPS must be a JSON object of app id -> entry") from None
+        if not isinstance(apps, dict):
+            raise ConfigurationError("APPS must be a JSON object of app id -> entry")
+        registry_path = text("APP_REGISTRY_PATH")
+        if registry_path and apps:
+            raise ConfigurationError("set APP_REGISTRY_PATH or APPS, not both")
+        if registry_path and not registry_path.startswith("/"):
+            raise ConfigurationError(
+                f"APP_REGISTRY_PATH must be a Parameter Store path (/...), got {registry_path!r}"
+            )
+
+        return cls(
+            default_app=default_app,
+            app_registry_path=registry_path,
+            app_secret_prefix=text("APP_SECRET_PREFIX"),
+            apps=apps,
+            registry_cache_seconds=number("REGISTRY_CACHE_SECONDS", 60, 0),
             sessions_table=text("SESSIONS_TABLE"),
             session_ttl_seconds=number("SESSION_TTL_SECONDS", 7 * 24 * 3600, 300),
             max_message_chars=number("MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS, 1),
             max_body_bytes=number("MAX_BODY_BYTES", 32_768, 256),
             max_upload_bytes=max_upload_bytes,
             require_origin=choice("REQUIRE_ORIGIN", ("false", "true")) == "true",
-            rate_budgets=Budgets(
-                session_per_minute=number("RATE_LIMIT_SESSION_PER_MINUTE", Budgets.session_per_minute, 0),
-                session_per_day=number("RATE_LIMIT_SESSION_PER_DAY", Budgets.session_per_day, 0),
-                ip_per_minute=number("RATE_LIMIT_IP_PER_MINUTE", Budgets.ip_per_minute, 0),
-                ip_per_day=number("RATE_LIMIT_IP_PER_DAY", Budgets.ip_per_day, 0),
-            ),
             key_cache_seconds=number("KEY_CACHE_SECONDS", 300, 0),
             connect_timeout=number("DIFY_CONNECT_TIMEOUT", 3.05, 0.1, float),
             read_timeout=number("DIFY_READ_TIMEOUT", 25.0, 0.1, float),
@@ -157,13 +160,4 @@ def _branding(raw: str) -> dict:
         branding = json.loads(raw)
     except ValueError:
         raise ConfigurationError("WIDGET_BRANDING must be a JSON object") from None
-    if not isinstance(branding, dict):
-        raise ConfigurationError("WIDGET_BRANDING must be a JSON object")
-    for name, value in branding.items():
-        if name not in BRANDING_OPTIONS:
-            raise ConfigurationError(
-                f"WIDGET_BRANDING has {name!r}, which is not one of {', '.join(BRANDING_OPTIONS)}"
-            )
-        if not isinstance(value, str) or len(value) > 500:
-            raise ConfigurationError(f"WIDGET_BRANDING.{name} must be a string of at most 500 characters")
-    return branding
+    return branding_of(branding, "WIDGET_BRANDING")

@@ -12,20 +12,38 @@ NAMESPACE = "DifyRelay"
 metrics = Metrics(namespace=NAMESPACE)
 # A preflight or a refused request has nothing to report; that is not worth a warning per invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
+_app: str | None = None
+
+
+def for_app(app_id: str | None) -> None:
+    """The app the invocation's metrics are also counted under (dimension App, beside the stack's totals,
+    which the alarms watch); None until the request's app is known, so a made-up app id adds no metric."""
+    global _app
+    _app = app_id
+
+
+def _add(name: str, unit: MetricUnit, value: float) -> None:
+    if _app and not metrics.metric_set:  # the invocation's first metric: its set of dimensions goes with it
+        metrics.add_dimensions(service=metrics.provider.service, App=_app)
+    metrics.add_metric(name=name, unit=unit, value=value)
 
 
 def count(name: str, value: int = 1) -> None:
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    _add(name, MetricUnit.Count, value)
 
 
 def upstream_latency(milliseconds: float) -> None:
-    metrics.add_metric(name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=milliseconds)
+    _add("UpstreamLatency", MetricUnit.Milliseconds, milliseconds)
 
 
 def error(code: str) -> None:
     """An error answered to a widget, by its code (one metric per code, so each can be alarmed on)."""
-    with single_metric(name="Errors", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
-        metric.add_dimension(name="code", value=code)
+    for dimensions in ({"code": code}, {"code": code, "App": _app} if _app else None):  # totals, by app
+        if dimensions is None:
+            continue
+        with single_metric(name="Errors", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+            for name, value in dimensions.items():
+                metric.add_dimension(name=name, value=value)
 
 
 def degraded(what: str, error: Exception) -> None:
