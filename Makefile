@@ -27,7 +27,7 @@ UV_INSTALL = $(UV) pip install --quiet --require-hashes
 # prefer one of its own.
 PYTHON_EXE = $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
-.PHONY: local test lint pytest chromium axe template audit workflows build build-check lock clean bench \
+.PHONY: local test lint pytest chromium axe template audit workflows build build-check lock clean bench app \
 	python-check setup-check fuzz abuse build-RelayFunction build-StreamFunction build-RelayCodeLayer \
 	build-DependenciesLayer
 
@@ -242,6 +242,11 @@ fuzz: $(READY)
 
 clean:
 	rm -rf $(VENV) $(AUDIT_VENV) $(UV_VENV) $(SETUP_CHECK_DIR) .aws-sam .pytest_cache .ruff_cache
+
+# Registers (or updates) an app of a deployed stack: make app APP=sales ENTRY=sales.json [STACK=dify-relay]
+STACK ?= dify-relay
+app: $(READY)
+	$(BIN)/python tools/add_app.py "$(APP)" "$(ENTRY)" --stack "$(STACK)"
 
 BENCH_ARGS ?=
 # Every figure of docs/benchmarks.md against its budget; BENCH_ARGS=--quick for a short smoke run.

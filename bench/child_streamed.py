@@ -99,6 +99,7 @@ for n in range(PAIRS):
 
 # (b) The canned stream, through the whole handler and through the Dify client alone.
 per_event = []
+default_app = stream_app.relay.default
 for size in SIZES:
     stream = agent_stream(size)
     chunks = [stream[i : i + READ_BYTES] for i in range(0, len(stream), READ_BYTES)]
@@ -110,7 +111,7 @@ for size in SIZES:
         read_timeout=1,
     )
     turns = TurnService(dify, InMemorySessionStore(), session_ttl_seconds=3600, app_mode="agent")
-    served = dataclasses.replace(stream_app.relay.default, turns=turns)
+    served = dataclasses.replace(default_app, turns=turns)
     stream_app.use(types.SimpleNamespace(services=lambda app_id, served=served: served))
     event = harness.chat_event({"message": MESSAGE}, stream=True)
     whole, client_only, written = [], [], 0

@@ -16,6 +16,7 @@ harness.child_setup()
 
 import functools  # noqa: E402 - after the search path is set
 import json  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 from collections import Counter  # noqa: E402
 
@@ -23,6 +24,7 @@ from local.apigw import LambdaContext  # noqa: E402
 from relay import limits, sessions  # noqa: E402
 
 ITERATIONS, WARMUP, SESSIONS = (int(arg) for arg in sys.argv[1:4])
+APP = os.environ.get("BENCH_APP")  # turns to this registered app (/v1/apps/<app>/chat), not the default
 MESSAGE = "Tell me more about your opening hours."
 
 calls: Counter[str] = Counter()
@@ -64,11 +66,11 @@ def calls_of(action) -> tuple[dict, dict]:
 # First turns: no sessionId, the relay creates the session; those sessions are the pool for the rest.
 first_turn_calls, conversations = [], {}
 for _ in range(SESSIONS):
-    counted, answer = calls_of(lambda: turn(harness.chat_event({"message": MESSAGE})))
+    counted, answer = calls_of(lambda: turn(harness.chat_event({"message": MESSAGE}, app=APP)))
     first_turn_calls.append(counted)
     conversations[answer["sessionId"]] = answer["conversationId"]
 session_ids = list(conversations)
-events = {sid: harness.chat_event({"message": MESSAGE, "sessionId": sid}) for sid in session_ids}
+events = {sid: harness.chat_event({"message": MESSAGE, "sessionId": sid}, app=APP) for sid in session_ids}
 continued_turn_calls = [calls_of(lambda sid=sid: turn(events[sid]))[0] for sid in session_ids]
 for owner, name, original in originals:
     setattr(owner, name, original)

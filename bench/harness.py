@@ -95,9 +95,11 @@ def report(data: dict) -> None:
 _TEMPLATES: dict[str, dict] = {}
 
 
-def chat_event(body: dict, *, headers: dict[str, str] | None = None, stream: bool = False) -> dict:
+def chat_event(
+    body: dict, *, headers: dict[str, str] | None = None, stream: bool = False, app: str | None = None
+) -> dict:
     """An API Gateway REST proxy event for POST /v1/chat (or /v1/chat/stream), shaped like the checked-in
-    events/chat_first_turn.json (events/chat_stream.json)."""
+    events/chat_first_turn.json (events/chat_stream.json); `app`: the same route of a registered app."""
     import copy
     import json
 
@@ -107,6 +109,8 @@ def chat_event(body: dict, *, headers: dict[str, str] | None = None, stream: boo
             _TEMPLATES[name] = json.load(source)
     event = copy.deepcopy(_TEMPLATES[name])
     event["body"] = json.dumps(body)
+    if app:
+        event["path"] = event["requestContext"]["path"] = event["path"].replace("/v1/", f"/v1/apps/{app}/", 1)
     for name, value in (headers or {}).items():
         event["headers"][name] = value
         event["multiValueHeaders"][name] = [value]

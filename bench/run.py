@@ -154,6 +154,9 @@ def child(
 # ---------------------------------------------------------------- 1. warm overhead and store calls
 
 
+REGISTERED_APPS = 50
+
+
 def warm(results: Results, layout, loopback: Loopback, counts: Counts) -> None:
     log(f"1. warm overhead: {counts.warm_pairs} interleaved pairs after {counts.warm_warmup} warm-up")
     env = harness.relay_env(loopback.dify_url, loopback.aws_url, dynamodb=False, unlimited=True)
@@ -196,6 +199,38 @@ def warm(results: Results, layout, loopback: Loopback, counts: Counts) -> None:
         "handler turn / direct call, medians",
         f"{ms(median_handler)} / {ms(median_direct)} (x{median_handler / median_direct:.2f})",
     )
+
+    # Many apps behind one stack: the same turns to one of 50 registered apps, each with its own key secret.
+    log(f"1. warm overhead again, turns to the 25th of {REGISTERED_APPS} registered apps")
+    apps = {
+        f"app-{n}": {
+            "difyApiUrl": loopback.dify_url,
+            "keySecret": harness.SECRET_NAME,
+            "allowedOrigins": [harness.ORIGIN],
+        }
+        for n in range(1, REGISTERED_APPS + 1)
+    }
+    many, _ = child(
+        layout,
+        "child_warm.py",
+        str(counts.warm_pairs),
+        str(counts.warm_warmup),
+        "20",
+        env={**env, "APPS": json.dumps(apps), "BENCH_APP": "app-25"},
+        timeout=600,
+    )
+    many_diffs = [h - d for h, d in zip(many["handler_ms"], many["direct_ms"], strict=True)]
+    many_median, many_p99 = statistics.median(many_diffs), quantile(many_diffs, 0.99)
+    results.data["warm"]["apps_registered"] = REGISTERED_APPS
+    results.data["warm"]["median_diff_ms_registered_app"] = many_median
+    results.data["warm"]["p99_diff_ms_registered_app"] = many_p99
+    results.data["warm"]["median_direct_ms_registered_app"] = statistics.median(many["direct_ms"])
+    results.row(
+        figure,
+        f"handler - direct, median, an app of {REGISTERED_APPS} registered",
+        f"{ms(many_median)} (default app {ms(median_diff)}: {ms(many_median - median_diff)} apart)",
+    )
+    results.row(figure, f"handler - direct, p99, an app of {REGISTERED_APPS} registered", ms(many_p99))
 
     if counts.all_variants:
         # What the two INFO lines per turn cost: the same run with the log level at WARNING.

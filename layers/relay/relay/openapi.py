@@ -382,7 +382,9 @@ def document(allowed_inputs: frozenset[str] = frozenset()) -> dict:
         "info": {
             "title": "Dify Relay widget API",
             "version": "1",
-            "description": "What a website chat widget calls; the Dify app key stays on the server.",
+            "description": "What a website chat widget calls; the Dify app key stays on the server. "
+            "Each path serves the stack's default app; /v1/apps/{app}/... serves the same route for a "
+            "registered app (/v1/apps/sales/chat), which has its own origins, sessions and budgets.",
         },
         "paths": {
             "/v1/chat": {

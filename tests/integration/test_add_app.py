@@ -1,0 +1,52 @@
+"""`make app`: a site owner registers an app with one command, and the running relay serves it."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+
+from local.apigw import rest_event
+from local.dify_simulator import App
+from tests.conftest import DIFY_KEY
+from tools.add_app import main as add_app
+
+SALES_KEY = "app-sales-feedc0ffee"
+ORIGIN = "https://sales.example.com"
+
+
+def test_an_app_added_with_one_command_is_served_without_a_redeploy(
+    aws, dify_server, make_relay, tmp_path, monkeypatch
+):
+    dify_server.reset({DIFY_KEY: App(mode="chat"), SALES_KEY: App(mode="agent-chat")})
+    relay = make_relay(
+        APP_REGISTRY_PATH="/dify-relay/shop/apps",
+        APP_SECRET_PREFIX="dify-relay/shop/apps/",
+        REGISTRY_CACHE_SECONDS="0",
+    )
+    entry = tmp_path / "sales.json"
+    entry.write_text(
+        json.dumps({"difyApiUrl": dify_server.url, "appMode": "agent", "allowedOrigins": [ORIGIN]})
+    )
+    monkeypatch.setenv("DIFY_APP_KEY", SALES_KEY)
+    assert add_app(["sales", str(entry), "--stack", "shop"]) == 0
+
+    stored = boto3.client("secretsmanager").get_secret_value(SecretId="dify-relay/shop/apps/sales")
+    assert stored["SecretString"] == SALES_KEY
+    event = rest_event(
+        "POST", "/v1/apps/sales/chat", headers={"Origin": ORIGIN}, body=json.dumps({"message": "Which plan?"})
+    )
+    answer = relay.invoke(event)
+    assert answer.status == 200 and answer.json["mode"] == "agent"
+
+
+def test_a_bad_entry_is_refused_before_anything_is_stored(aws, tmp_path, capfd):
+    entry = tmp_path / "sales.json"
+    entry.write_text(json.dumps({"appMode": "agent-chat"}))
+    assert add_app(["sales", str(entry), "--stack", "shop"], ask_key=lambda prompt: "app-x") == 2
+    assert "appMode must be one of auto, chat" in capfd.readouterr().err
+    listed = boto3.client("ssm").get_parameters_by_path(Path="/dify-relay/shop/apps")["Parameters"]
+    assert listed == []
+    assert (
+        boto3.client("secretsmanager").list_secrets()["SecretList"][0]["Name"] != "dify-relay/shop/apps/sales"
+    )
