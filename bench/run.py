@@ -281,6 +281,15 @@ def warm(results: Results, layout, loopback: Loopback, counts: Counts) -> None:
         continued["session load"] == 1 and continued["session save"] == 0,
     )
     results.row(figure, "rate counters spent per turn", f"{continued['counter spend']:g}", "(session, IP)")
+    registered = per_turn(many["continued_turn_calls"])
+    results.data["store_calls"]["continued_registered_app"] = registered
+    results.row(
+        figure,
+        f"continued turn to an app of {REGISTERED_APPS} registered: session reads, writes",
+        f"{count(registered['session load'], 'read')}, {count(registered['session save'], 'write')}",
+        "1 read, 0 writes",
+        registered["session load"] == 1 and registered["session save"] == 0,
+    )
     results.detail(
         f"Warm turns ran on Python {report['python']} ({layout.name}); in-memory sessions, rate counters and "
         "idempotency; the key from Secrets Manager (loopback stub), cached."
