@@ -12,7 +12,11 @@ def test_defaults_fit_dify_cloud():
     assert settings.max_message_chars == 4000
     assert settings.default_app.allowed_origins == ()
     assert settings.sessions_table is None
-    assert (settings.default_app.upstream_mode, settings.default_app.query_input, settings.default_app.answer_output) == (
+    assert (
+        settings.default_app.upstream_mode,
+        settings.default_app.query_input,
+        settings.default_app.answer_output,
+    ) == (
         "auto",
         "query",
         "answer",
