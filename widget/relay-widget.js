@@ -5,6 +5,8 @@
  *           data-title="Ask us" data-color="#0b5fff" data-consent="I agree to the chat terms." defer></script>
  *
  * data-relay-url (required): the relay's base URL (the stack's ApiUrl output, without /v1).
+ * data-app: the id of one of the stack's registered apps (make app); without it, the stack's default app. A
+ *   page may embed several widgets, one per app: each keeps its own session, consent and branding.
  * Branding: data-title, data-color (primary), data-text-color (text on it), data-accent (focus ring and chips),
  *   data-theme (light, dark or auto: the visitor's system setting), data-position (right or left),
  *   data-launcher-label (text on the launcher), data-launcher-icon and data-avatar (image URLs), data-greeting
@@ -34,7 +36,15 @@
     console.error("relay-widget: data-relay-url is required");
     return;
   }
-  var storeKey = "dify-relay:" + base;
+  // data-app: one of the stack's registered apps (its routes are /v1/apps/<app>/...); none: the default app.
+  var app = pageOptions.app || "";
+  if (app && !/^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/.test(app)) {
+    console.error("relay-widget: data-app must be an app id (lower-case letters, digits and -), got " + JSON.stringify(app));
+    return;
+  }
+  var api = base + (app ? "/v1/apps/" + app : "/v1");
+  // Each app has its own session, consent and remembered branding, even on one page.
+  var storeKey = "dify-relay:" + base + (app ? "#" + app : "");
   // The deployment's branding (/v1/config, remembered from the last visit) under the page's own options.
   var options = Object.assign({}, remembered("branding"), pageOptions);
   var consentText = options.consent || "";
@@ -113,7 +123,7 @@
 
   // The relay's JSON answer (null for 204), or the RelayError a refusal or a failed request means.
   function request(path, options) {
-    return fetch(base + path, options).then(function (response) {
+    return fetch(api + path, options).then(function (response) {
       if (response.status === 204) return null;
       return response.json().catch(function () { return {}; }).then(function (data) {
         if (response.ok) return data;
@@ -158,7 +168,7 @@
       error.fallback = !turn.item;
       throw error;
     };
-    return fetch(base + "/v1/chat/stream", {
+    return fetch(api + "/chat/stream", {
       method: "POST", headers: headers, body: JSON.stringify(body), signal: turn.controller.signal,
     }).then(function (response) {
       if (!response.ok || (response.headers.get("Content-Type") || "").indexOf("text/event-stream") !== 0) {
@@ -196,6 +206,7 @@
 
   var host = document.createElement("div");
   host.className = "dify-relay-widget";
+  if (app) host.dataset.app = app;
   var root = host.attachShadow({ mode: "open" });
   root.innerHTML =
     "<style>" +
@@ -499,7 +510,7 @@
     transcribing = true;
     updateSend();
     status.textContent = "Turning your voice message into text…";
-    queued(function () { return audio.then(function (blob) { return upload("/v1/audio", blob); }); }).then(function (data) {
+    queued(function () { return audio.then(function (blob) { return upload("/audio", blob); }); }).then(function (data) {
       if (mine !== epoch) return;  // the chat was erased meanwhile
       save("session", data.sessionId);
       input.value = (input.value.trim() ? input.value.trim() + " " : "") + data.text;
@@ -546,7 +557,7 @@
       var image = { url: URL.createObjectURL(file), fileId: null }, mine = epoch;
       attachments.push(image);
       showAttachments();
-      queued(function () { return upload("/v1/files", file); }).then(function (data) {
+      queued(function () { return upload("/files", file); }).then(function (data) {
         if (mine !== epoch) return;
         save("session", data.sessionId);
         image.fileId = data.fileId;
@@ -592,7 +603,7 @@
     // The element is made within the click, so browsers that want a gesture for playback (Safari) allow it.
     var current = reading = { button: button, audio: new Audio(), url: null };
     button.setAttribute("aria-pressed", "true");
-    fetch(base + "/v1/speech", {
+    fetch(api + "/speech", {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "audio/mpeg" },
       body: JSON.stringify({ sessionId: load("session"), messageId: messageId }),
@@ -683,7 +694,7 @@
   function rate(tools, button, messageId) {
     var pressed = button.getAttribute("aria-pressed") === "true";
     var rating = pressed ? null : button.dataset.rating;
-    call("POST", "/v1/feedback", { sessionId: load("session"), messageId: messageId, rating: rating }).then(function () {
+    call("POST", "/feedback", { sessionId: load("session"), messageId: messageId, rating: rating }).then(function () {
       tools.querySelectorAll("button[data-rating]").forEach(function (b) {
         b.setAttribute("aria-pressed", String(b === button && !pressed));
       });
@@ -708,7 +719,7 @@
   // The whole conversation, oldest first: the relay sends the latest page, and older ones on request.
   var HISTORY_PAGE = 100, HISTORY_PAGES = 10;
   function restore(session, before, pages) {
-    var path = "/v1/history?limit=" + HISTORY_PAGE + "&sessionId=" + encodeURIComponent(session) +
+    var path = "/history?limit=" + HISTORY_PAGE + "&sessionId=" + encodeURIComponent(session) +
       (before ? "&before=" + encodeURIComponent(before) : "");
     return call("GET", path).then(function (page) {
       var oldest = page.turns.length && page.turns[0].messageId;
@@ -724,7 +735,7 @@
   function start() {
     if (started || !agreed()) return;
     started = true;
-    call("GET", "/v1/config").then(function (data) {
+    call("GET", "/config").then(function (data) {
       config = data;
       save("branding", JSON.stringify(data.branding || {}));
       options = Object.assign({}, data.branding, pageOptions);
@@ -782,14 +793,14 @@
     turn.stopped = true;
     turn.controller.abort();
     if (turn.start.taskId) {
-      call("POST", "/v1/chat/stop", { sessionId: turn.start.sessionId, taskId: turn.start.taskId }).catch(function () {});
+      call("POST", "/chat/stop", { sessionId: turn.start.sessionId, taskId: turn.start.taskId }).catch(function () {});
     }
     turn.finish(turn.start.messageId);
     add("notice", MESSAGES.stopped);
   }
 
   function postTurn(body, key) {
-    var post = function () { return call("POST", "/v1/chat", body, { "Idempotency-Key": key }); };
+    var post = function () { return call("POST", "/chat", body, { "Idempotency-Key": key }); };
     return post().catch(function (error) {
       // One quiet retry on a dropped connection: the Idempotency-Key makes it safe.
       if (error.kind === "offline" && navigator.onLine !== false) return post();
@@ -835,7 +846,7 @@
       }
       if (config && config.features && config.features.suggestions && answer.messageId) {
         var query = "?sessionId=" + encodeURIComponent(answer.sessionId) + "&messageId=" + encodeURIComponent(answer.messageId);
-        call("GET", "/v1/suggested" + query).then(function (data) { showChips(data.questions); }, function () {});
+        call("GET", "/suggested" + query).then(function (data) { showChips(data.questions); }, function () {});
       }
     }, function (error) {
       if (!turn.stopped) turn.finish(turn.start && turn.start.messageId);
@@ -871,7 +882,7 @@
       updateSend();
     };
     if (!session) return done();
-    call("DELETE", "/v1/session", { sessionId: session }).then(done, notice);
+    call("DELETE", "/session", { sessionId: session }).then(done, notice);
   }
 
   function open() {

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.xdist_group("browser")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
-SHADOW = "document.querySelector('.dify-relay-widget').shadowRoot"
+# The default app's widget; the demo page also embeds one for the simulated sales app (data-app="sales").
+SHADOW = "document.querySelector('.dify-relay-widget:not([data-app])').shadowRoot"
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -282,7 +283,7 @@ def embed(page, servers, attributes: dict, config: dict | None = None) -> None:
     page.wait_for_selector(".dify-relay-widget", state="attached")
     page.evaluate(
         """([attributes, config, relay]) => {
-            document.querySelector('.dify-relay-widget').remove();
+            document.querySelectorAll('.dify-relay-widget').forEach((widget) => widget.remove());
             if (config) window.DifyRelayConfig = config;
             const script = document.createElement('script');
             script.src = '/relay-widget.js?again';
@@ -292,7 +293,7 @@ def embed(page, servers, attributes: dict, config: dict | None = None) -> None:
         }""",
         [attributes, config, servers["relay"]],
     )
-    page.wait_for_function("() => document.querySelector('.dify-relay-widget')?.shadowRoot")
+    page.wait_for_function("() => document.querySelector('.dify-relay-widget:not([data-app])')?.shadowRoot")
 
 
 def style(page, selector: str, prop: str) -> str:
@@ -563,3 +564,64 @@ def test_forget_me_while_recording_sends_the_recording_nowhere(media_page):
     assert audio_requests == []
     stored = "() => Object.keys(localStorage).filter(k => k.endsWith(':session'))"
     assert page.evaluate(stored) == []
+
+
+def test_two_widgets_on_one_page_talk_to_their_own_apps(page, servers):
+    page.goto(servers["allowed"])
+    default = page.locator(".dify-relay-widget:not([data-app])")
+    sales = page.locator(".dify-relay-widget[data-app=sales]")
+    requests = []
+    page.on("request", lambda r: r.url.startswith(servers["relay"]) and requests.append(r.url))
+
+    sales.locator(".bubble").click()
+    assert sales.locator("header h2").inner_text() == "Sales assistant"
+    sales.locator(".consent input").check()
+    sales.locator(".assistant >> text=Hello from sales! Which plan interests you?").wait_for()
+    sales.locator("textarea").fill("Which plans are there?")
+    sales.locator("textarea").press("Enter")
+    sales.locator(".assistant >> text=Turn 1: you said 'Which plans are there?'").wait_for()
+    sales.locator(".chips button").first.wait_for()
+    assert all("/v1/apps/sales/" in url for url in requests), requests
+    assert default.locator(".visitor").count() == 0  # the other widget heard nothing of it
+
+    sent = len(requests)
+    default.locator(".bubble").click()
+    default.locator(".consent input").check()  # consent is given to each app on its own
+    default.locator(".assistant >> text=Hello! How can I help?").wait_for()
+    default.locator("textarea").fill("Where is my order?")
+    default.locator("textarea").press("Enter")
+    # Turn 1 again: a conversation of its own with the default app, not the sales one's second turn.
+    default.locator(".assistant >> text=Turn 1: you said 'Where is my order?'").wait_for()
+    assert requests[sent:] and not any("/v1/apps/" in url for url in requests[sent:]), requests[sent:]
+    assert sales.locator(".bubble").evaluate("b => getComputedStyle(b).left") == "20px"
+    assert default.locator(".bubble").evaluate("b => getComputedStyle(b).right") == "20px"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "widget-two-apps.png"))
+
+    # The sales widget's session is no key to the default app's conversations, nor the other way round.
+    sessions = page.evaluate(
+        "() => Object.fromEntries(Object.keys(localStorage).filter(k => k.endsWith(':session'))"
+        ".map(k => [k.includes('#sales') ? 'sales' : 'default', localStorage.getItem(k)]))"
+    )
+    assert set(sessions) == {"sales", "default"} and sessions["sales"] != sessions["default"]
+    crossed = page.evaluate(
+        """async ([relay, sessions]) => {
+            const turns = async (path, id) =>
+                (await (await fetch(`${relay}${path}?sessionId=${id}`)).json()).turns;
+            return [
+                await turns('/v1/history', sessions.sales),
+                await turns('/v1/apps/sales/history', sessions.default),
+                (await turns('/v1/apps/sales/history', sessions.sales)).length,
+            ];
+        }""",
+        [servers["relay"], sessions],
+    )
+    assert crossed == [[], [], 1]
+
+    page.reload()
+    sales.locator(".bubble").click()
+    sales.locator(".assistant >> text=Turn 1: you said 'Which plans are there?'").wait_for()
+    default.locator(".bubble").click()
+    default.locator(".assistant >> text=Turn 1: you said 'Where is my order?'").wait_for()
+    assert sales.locator(".visitor").all_inner_texts() == ["Which plans are there?"]
+    assert default.locator(".visitor").all_inner_texts() == ["Where is my order?"]

@@ -239,7 +239,7 @@ def test_alarm_email_takes_one_address_or_nothing(email, accepted):
 def test_the_metrics_the_template_reads_are_the_ones_the_relay_publishes():
     code = (ROOT / FUNCTION["CodeUri"], ROOT / resource("RelayCodeLayer")["Properties"]["ContentUri"])
     sources = "\n".join(path.read_text() for root in code for path in root.rglob("*.py"))
-    published = set(re.findall(r'count\("(\w+)"|name="(\w+)"', sources))
+    published = set(re.findall(r'(?:count|_add)\("(\w+)"|name="(\w+)"', sources))
     published = {name for pair in published for name in pair if name and name != "code"}
     assert set(RELAY_METRICS) <= published  # nothing shown or alarmed on that the relay no longer sends
 
@@ -333,7 +333,7 @@ def test_the_api_invokes_the_live_aliases_the_streamed_route_with_response_strea
     }
     for (route, method), integration in integrations.items():
         uri = integration["uri"]["Fn::Sub"]
-        if (route, method) == ("/v1/chat/stream", "post"):
+        if (route, method) in (("/v1/chat/stream", "post"), ("/v1/apps/{app}/chat/stream", "post")):
             assert uri.endswith("/functions/${StreamFunctionAliaslive}/response-streaming-invocations")
             assert integration["responseTransferMode"] == "STREAM"
         else:

@@ -51,6 +51,16 @@ WILDCARD_RESOURCES = [
             ":log-group:${StreamFunctionLogGroup}:log-stream:*"
         },
     ),
+    # Each registered app's key, in its own secret under the stack's prefix; Secrets Manager adds
+    # 6 random characters to each secret's ARN, so the prefix is all a policy can name.
+    (
+        "RelayFunctionRole",
+        ["secretsmanager:GetSecretValue"],
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}"
+            ":secret:dify-relay/${AWS::StackName}/apps/*"
+        },
+    ),
     # CodeDeploy reads the provisioned concurrency of the version it shifts the live alias to;
     # versions are numbered as SAM publishes them, so: any qualifier of this one function.
     (

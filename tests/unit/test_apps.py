@@ -65,6 +65,16 @@ def test_a_secret_outside_the_stacks_prefix_is_refused_before_any_call():
     with pytest.raises(ConfigurationError, match="keySecret must be a secret named dify-relay/s/apps/<name>"):
         parse_app("sales", ENTRY | {"keySecret": "prod/other-team"}, secret_prefix="dify-relay/s/apps/")
     assert parse_app("sales", ENTRY, secret_prefix="dify-relay/s/apps/").key_secret == ENTRY["keySecret"]
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dify-relay/s/apps/sales-AbC123"
+    assert (
+        parse_app("sales", ENTRY | {"keySecret": arn}, secret_prefix="dify-relay/s/apps/").key_secret == arn
+    )
+    for outside in (
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/x-AbC123",
+        "dify-relay/s/apps/",
+    ):
+        with pytest.raises(ConfigurationError, match="keySecret must"):
+            parse_app("sales", ENTRY | {"keySecret": outside}, secret_prefix="dify-relay/s/apps/")
 
 
 class Source:

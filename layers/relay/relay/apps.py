@@ -126,6 +126,12 @@ _FIELDS = (
 )
 
 
+def _named_under(secret: str, prefix: str) -> bool:
+    """`secret` (a name or an ARN) is one of the secrets named `prefix`<name>."""
+    name = secret.split(":secret:", 1)[1] if secret.startswith("arn:") and ":secret:" in secret else secret
+    return name.startswith(prefix) and len(name) > len(prefix)
+
+
 def parse_app(
     app_id: str,
     document: object,
@@ -190,9 +196,9 @@ def parse_app(
         )
     if (secret is None) == (key is None):
         raise ConfigurationError(f"{where}: keySecret (a Secrets Manager secret) is required")
-    if secret is not None and secret_prefix and not secret.startswith(secret_prefix):
+    if secret is not None and secret_prefix and not _named_under(secret, secret_prefix):
         raise ConfigurationError(
-            f"{where}: keySecret must be a secret named {secret_prefix}<name>, got {secret!r}"
+            f"{where}: keySecret must be a secret named {secret_prefix}<name> (or its ARN), got {secret!r}"
         )
     raw_budgets = document.get("budgets", {})
     if not isinstance(raw_budgets, dict):

@@ -38,9 +38,8 @@ def upstream_latency(milliseconds: float) -> None:
 
 def error(code: str) -> None:
     """An error answered to a widget, by its code (one metric per code, so each can be alarmed on)."""
-    for dimensions in ({"code": code}, {"code": code, "App": _app} if _app else None):  # totals, by app
-        if dimensions is None:
-            continue
+    totals_and_app = [{"code": code}] + ([{"code": code, "App": _app}] if _app else [])
+    for dimensions in totals_and_app:
         with single_metric(name="Errors", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
             for name, value in dimensions.items():
                 metric.add_dimension(name=name, value=value)
