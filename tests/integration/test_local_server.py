@@ -10,7 +10,7 @@ from contextlib import ExitStack
 import pytest
 
 from relay import sse as relay_sse
-from tests.support import local_server
+from tests.support import free_port, local_server
 
 
 @pytest.fixture
@@ -19,9 +19,9 @@ def local_relay():
         yield lambda **env: servers.enter_context(local_server(env))
 
 
-def post(url, body, origin=None):
+def post(url, body, origin=None, route="/v1/chat"):
     headers = {"Content-Type": "application/json"} | ({"Origin": origin} if origin else {})
-    request = urllib.request.Request(url + "/v1/chat", json.dumps(body).encode(), headers, method="POST")
+    request = urllib.request.Request(url + route, json.dumps(body).encode(), headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -123,3 +123,29 @@ def test_a_refused_stream_is_the_json_envelope_and_the_server_keeps_serving(loca
     connection, response = open_stream(url, "Hello")
     assert [name for _, name, _ in timed_events(response)][-1] == "end"
     connection.close()
+
+
+def test_make_local_serves_two_apps_that_refuse_each_others_origins_and_sessions():
+    demo_port = free_port()
+    demo, shop = f"http://localhost:{demo_port}", "https://shop.example"
+    with local_server({"ALLOWED_ORIGINS": shop}, demo_port=demo_port) as url:
+        status, sales = post(url, {"message": "Plans?"}, origin=demo, route="/v1/apps/sales/chat")
+        assert status == 200 and sales["answer"].startswith("Turn 1: you said 'Plans?'")
+        assert post(url, {"message": "Plans?"}, origin=shop, route="/v1/apps/sales/chat")[0] == 403
+        status, default = post(url, {"message": "Orders?"}, origin=shop)
+        assert status == 200 and default["answer"].startswith("Turn 1: you said 'Orders?'")
+        assert post(url, {"message": "Orders?"}, origin=demo)[0] == 403
+        # The sales session means nothing to the default app: a conversation of its own starts there.
+        status, crossed = post(url, {"message": "Again", "sessionId": sales["sessionId"]}, origin=shop)
+        assert status == 200 and crossed["answer"].startswith("Turn 1")
+        assert crossed["conversationId"] != sales["conversationId"]
+        status, again = post(
+            url,
+            {"message": "Again", "sessionId": sales["sessionId"]},
+            origin=demo,
+            route="/v1/apps/sales/chat",
+        )
+        assert status == 200 and again["answer"].startswith("Turn 2")
+        with urllib.request.urlopen(f"http://127.0.0.1:{demo_port}/", timeout=10) as page:
+            html = page.read().decode()
+        assert html.count('src="relay-widget.js"') == 2 and 'data-app="sales"' in html
