@@ -220,6 +220,9 @@ def app_widgets(apps: dict) -> str:
             f'<script src="relay-widget.js" data-relay-url="{{{{RELAY_URL}}}}" data-app="{app_id}"'
             f' data-title="{title}" data-position="left" {{{{CONSENT}}}} defer></script>'
         )
+    if tags:
+        names = ", ".join(f"<code>{html.escape(app_id)}</code>" for app_id in apps)
+        tags.insert(0, f"<p>The widget at the bottom left talks to another app of this relay: {names}.</p>")
     return "\n  ".join(tags)
 
 
