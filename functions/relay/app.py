@@ -14,6 +14,7 @@ from relay import telemetry, wiring
 from relay.apps import app_id_of, default_route
 from relay.deadline import Deadline
 from relay.errors import ErrorKind, RelayError
+from relay.openapi import app_document
 from relay.openapi import document as openapi_document
 from relay.settings import Settings
 from relay.telemetry import metrics
@@ -166,7 +167,10 @@ def erase_session():
 
 @route("/openapi.json", "GET")
 def openapi():
-    return openapi_document(current().app.allowed_inputs)
+    served = current().app
+    if served.is_default:
+        return openapi_document(served.allowed_inputs)
+    return app_document(served.app_id, served.allowed_inputs)
 
 
 @route("/<name>", "OPTIONS")

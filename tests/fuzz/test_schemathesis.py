@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import DIFY_KEY
 from tests.support import ROOT, local_server
 
@@ -27,7 +29,11 @@ SERVER = {
 }
 
 
-def test_schemathesis_finds_nothing(tmp_path: Path):
+# The default app's document, and the one `make local`'s registered app (sales) serves for its own routes.
+@pytest.mark.parametrize(
+    "document", ["/v1/openapi.json", "/v1/apps/sales/openapi.json"], ids=["default", "sales"]
+)
+def test_schemathesis_finds_nothing(tmp_path: Path, document: str):
     with local_server(SERVER) as relay:
         run = subprocess.run(
             [
@@ -35,7 +41,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path):
                 "--config-file",
                 str(ROOT / "tests" / "fuzz" / "schemathesis.toml"),
                 "run",
-                f"{relay}/v1/openapi.json",
+                f"{relay}{document}",
                 "--checks",
                 "all",
                 "--max-examples",

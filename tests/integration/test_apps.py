@@ -67,6 +67,23 @@ def test_a_registered_app_answers_with_its_own_key_and_mode_and_the_default_app_
     assert config.status == 200 and config.json["branding"] == {"title": "Sales"}
 
 
+def test_a_registered_apps_openapi_document_describes_its_own_routes(relay, two_apps):
+    entry = {"keySecret": PREFIX + "sales", "allowedOrigins": [SALES_ORIGIN], "allowedInputs": ["plan"]}
+    two_apps("sales", entry)
+    served = relay.request("GET", "/v1/apps/sales/openapi.json", origin=SALES_ORIGIN).json
+    default = relay.request("GET", "/v1/openapi.json", origin=ORIGIN).json
+    assert set(served["paths"]) == {path.replace("/v1/", "/v1/apps/sales/") for path in default["paths"]}
+    inputs = served["components"]["schemas"]["ChatRequest"]["properties"]["inputs"]
+    assert inputs["propertyNames"] == {"enum": entry["allowedInputs"]}  # the app's own allow-list
+    # Each operation it names is served at that path for the app, not by the default app.
+    history = served["paths"]["/v1/apps/sales/history"]["get"]
+    assert history["operationId"] == "history"
+    answer = relay.request(
+        "GET", "/v1/apps/sales/history", query="sessionId=" + "s" * 32, origin=SALES_ORIGIN
+    )
+    assert answer.status == 200 and answer.json["turns"] == []
+
+
 def test_an_origin_allowed_for_one_app_is_refused_by_another(relay):
     assert chat(relay, "sales", {"message": "hi"}, origin=ORIGIN).error_code == "origin_not_allowed"
     assert chat(relay, None, {"message": "hi"}, origin=SALES_ORIGIN).error_code == "origin_not_allowed"

@@ -504,5 +504,16 @@ def document(allowed_inputs: frozenset[str] = frozenset()) -> dict:
     }
 
 
+@cache
+def app_document(app_id: str, allowed_inputs: frozenset[str] = frozenset()) -> dict:
+    """The document as a registered app serves it: the same operations at /v1/apps/<app_id>/..."""
+    whole = document(allowed_inputs)
+    paths = {path.replace("/v1/", f"/v1/apps/{app_id}/", 1): item for path, item in whole["paths"].items()}
+    description = (
+        f"What a website chat widget calls for the app {app_id} of this stack; the key stays on the server."
+    )
+    return whole | {"info": whole["info"] | {"description": description}, "paths": paths}
+
+
 if __name__ == "__main__":
     print(json.dumps(document(), indent=2))
