@@ -243,10 +243,10 @@ fuzz: $(READY)
 clean:
 	rm -rf $(VENV) $(AUDIT_VENV) $(UV_VENV) $(SETUP_CHECK_DIR) .aws-sam .pytest_cache .ruff_cache
 
-# Registers (or updates) an app of a deployed stack: make app APP=sales ENTRY=sales.json [STACK=dify-relay]
-STACK ?= dify-relay
+# Registers (or updates) an app of a deployed stack: make app APP=sales ENTRY=sales.json [STACK=dify-relay-prod]
+# (without STACK: samconfig.toml's default stack).
 app: $(READY)
-	$(BIN)/python tools/add_app.py "$(APP)" "$(ENTRY)" --stack "$(STACK)"
+	$(BIN)/python tools/add_app.py "$(APP)" "$(ENTRY)" $(if $(STACK),--stack "$(STACK)")
 
 BENCH_ARGS ?=
 # Every figure of docs/benchmarks.md against its budget; BENCH_ARGS=--quick for a short smoke run.

@@ -1,9 +1,11 @@
-"""Registers an app with a deployed stack, or updates it: `make app APP=sales ENTRY=sales.json`.
+"""Registers an app with a deployed stack, or updates it: `make app APP=sales ENTRY=sales.json [STACK=...]`.
 
 The entry (a JSON file of the app's settings, see README "Many apps behind one stack") is checked as the
-relay checks it, then stored as the Parameter Store parameter `/dify-relay/<stack>/apps/<app>`; the app's
-Dify key goes to the secret `dify-relay/<stack>/apps/<app>` (from DIFY_APP_KEY, or asked for when the secret
-is new). Running containers pick the app up within the stack's RegistryCacheSeconds; no redeploy.
+relay checks it, then stored under the stack's app registry (its AppRegistryPath output) as `<path>/<app>`;
+the app's Dify key goes to the secret `<AppSecretPrefix><app>` (from DIFY_APP_KEY, or asked for when the
+secret is new). Running containers pick the app up within the stack's RegistryCacheSeconds; no redeploy.
+The stack is samconfig.toml's default one unless named; one that is not deployed, or predates the registry,
+is refused before anything is stored.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import getpass
 import json
 import os
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,17 +23,47 @@ sys.path.insert(0, str(ROOT / "layers" / "relay"))
 
 from relay.apps import ConfigurationError, parse_app  # noqa: E402
 
+OUTPUTS = ("AppRegistryPath", "AppSecretPrefix")
+
+
+def default_stack() -> str:
+    """The stack `sam deploy` deploys without --config-env (samconfig.toml's default environment)."""
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    return config["default"]["global"]["parameters"]["stack_name"]
+
+
+class Refused(Exception):
+    pass
+
+
+def registry_of(cloudformation, stack: str) -> tuple[str, str]:
+    """The stack's registry path and secret prefix, as the deployed stack states them."""
+    try:
+        [described] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except cloudformation.exceptions.ClientError as error:
+        raise Refused(
+            f"no stack {stack!r} here ({error.response['Error']['Message']}); deploy it first, or name "
+            "the one to use: make app ... STACK=<stack name>"
+        ) from None
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
+    if not all(name in outputs for name in OUTPUTS):
+        raise Refused(
+            f"stack {stack!r} has no app registry yet: deploy this version of the template to it first"
+        )
+    return outputs["AppRegistryPath"], outputs["AppSecretPrefix"]
+
 
 def main(argv: list[str] | None = None, *, ask_key=getpass.getpass) -> int:
     parser = argparse.ArgumentParser(prog="make app", description=__doc__.split("\n")[0])
     parser.add_argument("app", help='the app id the widget names: data-app="<app>"')
     parser.add_argument("entry", type=Path, help="a JSON file of the app's settings")
-    parser.add_argument("--stack", default="dify-relay", help="the stack's name (samconfig.toml stack_name)")
+    parser.add_argument(
+        "--stack", default=None, help="the stack's name (default: samconfig.toml's default stack)"
+    )
     parser.add_argument("--region", default=None, help="the stack's region (else the AWS CLI's default)")
     args = parser.parse_args(argv)
+    stack = args.stack or default_stack()
 
-    prefix = f"dify-relay/{args.stack}/apps/"
-    secret_name = prefix + args.app
     try:
         entry = json.loads(args.entry.read_text())
     except (OSError, ValueError) as error:
@@ -39,14 +72,25 @@ def main(argv: list[str] | None = None, *, ask_key=getpass.getpass) -> int:
     if not isinstance(entry, dict):
         print(f"{args.entry}: must hold a JSON object", file=sys.stderr)
         return 2
-    entry.setdefault("keySecret", secret_name)
-    try:
-        parse_app(args.app, entry, secret_prefix=prefix)
+    try:  # the entry's own fields, before any AWS call (the key's secret is named after the stack, below)
+        parse_app(args.app, {"keySecret": "named-below"} | entry)
     except ConfigurationError as error:
         print(f"not registered: {error}", file=sys.stderr)
         return 2
 
     import boto3
+
+    try:
+        path, prefix = registry_of(boto3.client("cloudformation", region_name=args.region), stack)
+    except Refused as refused:
+        print(f"not registered: {refused}", file=sys.stderr)
+        return 2
+    entry.setdefault("keySecret", prefix + args.app)
+    try:
+        parse_app(args.app, entry, secret_prefix=prefix)
+    except ConfigurationError as error:
+        print(f"not registered: {error}", file=sys.stderr)
+        return 2
 
     secrets = boto3.client("secretsmanager", region_name=args.region)
     ssm = boto3.client("ssm", region_name=args.region)
@@ -64,7 +108,7 @@ def main(argv: list[str] | None = None, *, ask_key=getpass.getpass) -> int:
         secrets.create_secret(Name=entry["keySecret"], SecretString=key.strip())
     elif key:
         secrets.put_secret_value(SecretId=entry["keySecret"], SecretString=key.strip())
-    name = f"/dify-relay/{args.stack}/apps/{args.app}"
+    name = f"{path}/{args.app}"
     ssm.put_parameter(
         Name=name,
         Value=json.dumps(entry, separators=(",", ":")),
@@ -72,7 +116,7 @@ def main(argv: list[str] | None = None, *, ask_key=getpass.getpass) -> int:
         Overwrite=True,
         Description=f"Dify Relay app {args.app}",
     )
-    print(f"Registered {args.app}: {name} (key in {entry['keySecret']}).")
+    print(f"Registered {args.app} with stack {stack}: {name} (key in {entry['keySecret']}).")
     print(f'Widget: <script src="relay-widget.js" data-relay-url="<ApiUrl>" data-app="{args.app}"></script>')
     return 0
 

@@ -38,8 +38,9 @@
   }
   // data-app: one of the stack's registered apps (its routes are /v1/apps/<app>/...); none: the default app.
   var app = pageOptions.app || "";
-  if (app && !/^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/.test(app)) {
-    console.error("relay-widget: data-app must be an app id (lower-case letters, digits and -), got " + JSON.stringify(app));
+  if (app && (!/^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/.test(app) || app === "default")) {
+    console.error("relay-widget: data-app must be a registered app's id (lower-case letters, digits and -; " +
+      "leave it out for the default app), got " + JSON.stringify(app));
     return;
   }
   var api = base + (app ? "/v1/apps/" + app : "/v1");

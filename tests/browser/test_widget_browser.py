@@ -625,3 +625,29 @@ def test_two_widgets_on_one_page_talk_to_their_own_apps(page, servers):
     default.locator(".assistant >> text=Turn 1: you said 'Where is my order?'").wait_for()
     assert sales.locator(".visitor").all_inner_texts() == ["Which plans are there?"]
     assert default.locator(".visitor").all_inner_texts() == ["Where is my order?"]
+
+
+@pytest.mark.parametrize("app_id", ["Sales", "default", "../chat"])
+def test_a_widget_naming_no_valid_app_says_so_and_sends_nothing(page, servers, app_id):
+    page.goto(servers["allowed"])
+    page.wait_for_selector(".dify-relay-widget", state="attached")
+    errors, requests = [], []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("request", lambda r: r.url.startswith(servers["relay"]) and requests.append(r.url))
+    before = page.locator(".dify-relay-widget").count()
+    page.evaluate(
+        """([relay, app]) => {
+            const script = document.createElement('script');
+            script.src = '/relay-widget.js?invalid';
+            script.dataset.relayUrl = relay;
+            script.dataset.app = app;
+            document.body.appendChild(script);
+        }""",
+        [servers["relay"], app_id],
+    )
+    page.wait_for_function(
+        "() => performance.getEntriesByName(location.origin + '/relay-widget.js?invalid').length"
+    )
+    page.wait_for_timeout(300)
+    assert any("data-app must be" in text and app_id in text for text in errors), errors
+    assert page.locator(".dify-relay-widget").count() == before and requests == []

@@ -7,7 +7,7 @@ import pytest
 
 from relay.apps import parse_app
 from relay.settings import Settings
-from tests.support import ROOT, function, resource, template
+from tests.support import function, resource, template
 from tests.template.expanded import expanded
 
 STACK = {"AWS::StackName": "shop", "AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "1"}
@@ -66,14 +66,15 @@ def test_the_role_reads_the_registry_path_and_only_the_apps_secrets():
 
 
 def test_make_app_writes_where_the_stack_reads():
-    source = (ROOT / "tools" / "add_app.py").read_text()
-    assert 'f"dify-relay/{args.stack}/apps/"' in source
-    assert 'f"/dify-relay/{args.stack}/apps/{args.app}"' in source
-    assert substituted(VARIABLES["APP_SECRET_PREFIX"]) == "dify-relay/shop/apps/"
-    assert substituted(VARIABLES["APP_REGISTRY_PATH"]) == "/dify-relay/shop/apps"
+    from tools.add_app import OUTPUTS
+
+    # make app takes the registry's path and the secrets' prefix from the deployed stack's outputs.
     outputs = template()["Outputs"]
+    assert OUTPUTS == ("AppRegistryPath", "AppSecretPrefix")
     assert outputs["AppRegistryPath"]["Value"] == VARIABLES["APP_REGISTRY_PATH"]
     assert outputs["AppSecretPrefix"]["Value"] == VARIABLES["APP_SECRET_PREFIX"]
+    assert substituted(VARIABLES["APP_SECRET_PREFIX"]) == "dify-relay/shop/apps/"
+    assert substituted(VARIABLES["APP_REGISTRY_PATH"]) == "/dify-relay/shop/apps"
 
 
 def gateway_routes() -> dict:

@@ -18,7 +18,7 @@ DEFAULT = Settings.from_env({"DIFY_API_KEY": "app-local"}).default_app
 
 
 def test_routes_name_their_app():
-    assert app_id_of("/v1/chat") == DEFAULT_APP and default_route("/v1/chat") == "/v1/chat"
+    assert app_id_of("/v1/chat") is None and default_route("/v1/chat") == "/v1/chat"
     assert app_id_of("/v1/apps/sales/chat/stream") == "sales"
     assert default_route("/v1/apps/sales/chat/stream") == "/v1/chat/stream"
 
@@ -92,8 +92,9 @@ def test_the_registry_is_read_once_per_max_age_and_unknown_apps_cost_no_read():
     now = [0.0]
     source = Source({"sales": ENTRY})
     registry = AppRegistry(DEFAULT, source, max_age=60, clock=lambda: now[0])
-    assert registry.app("sales").app_id == "sales" and registry.app(DEFAULT_APP) is DEFAULT
-    for made_up in ("support", "x" * 40, "../etc"):
+    assert registry.app("sales").app_id == "sales" and registry.app(None) is DEFAULT
+    # `/v1/apps/default/...` is no second address of the default app.
+    for made_up in ("support", "x" * 40, "../etc", DEFAULT_APP):
         with pytest.raises(RelayError) as missing:
             registry.app(made_up)
         assert missing.value.kind.code == "not_found"
@@ -110,11 +111,28 @@ def test_while_the_registry_cannot_be_read_the_apps_read_last_are_served():
     registry.app("sales")
     source.down, now[0] = True, 61.0
     assert registry.app("sales").app_id == "sales"
-    cold = AppRegistry(DEFAULT, source, max_age=60)
+    cold = AppRegistry(DEFAULT, source, max_age=60, clock=lambda: now[0])
     with pytest.raises(RelayError) as unavailable:
         cold.app("sales")
     assert unavailable.value.kind.code == "relay_unavailable"
-    assert cold.app(DEFAULT_APP) is DEFAULT  # the default app needs no registry
+    assert cold.app(None) is DEFAULT  # the default app needs no registry
+    # Until the retry is due, every request is refused at once: no call per request to a store that is down.
+    reads = source.reads
+    for app_id in ("sales", "made-up", "sales"):
+        with pytest.raises(RelayError):
+            cold.app(app_id)
+    assert source.reads == reads
+    source.down, now[0] = False, now[0] + AppRegistry.RETRY_SECONDS
+    assert cold.app("sales").app_id == "sales" and source.reads == reads + 1
+
+
+def test_an_entry_nested_past_the_parser_is_refused_alone():
+    source = Source({"sales": ENTRY, "deep": "[" * 5000})
+    registry = AppRegistry(DEFAULT, source, max_age=60)
+    assert registry.app("sales").app_id == "sales"
+    with pytest.raises(RelayError) as refused:
+        registry.app("deep")
+    assert refused.value.kind.code == "upstream_rejected"
 
 
 def test_parameter_store_entries_are_named_by_the_last_part_of_the_name_across_pages():

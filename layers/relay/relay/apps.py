@@ -75,10 +75,10 @@ class AppConfig:
         return {} if self.is_default else {"app": self.app_id}
 
 
-def app_id_of(path: str) -> str:
-    """The app a request's path names: `/v1/apps/<app>/...`, or the default app."""
+def app_id_of(path: str) -> str | None:
+    """The app a request's path names (`/v1/apps/<app>/...`), or None: the default app's routes."""
     if not path.startswith(APPS_PATH):
-        return DEFAULT_APP
+        return None
     return path[len(APPS_PATH) :].partition("/")[0]
 
 
@@ -155,7 +155,7 @@ def parse_app(
     if isinstance(document, str):
         try:
             document = json.loads(document)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             raise ConfigurationError(f"{where}: its entry must be a JSON object") from None
     if not isinstance(document, dict):
         raise ConfigurationError(f"{where}: its entry must be a JSON object")
@@ -249,10 +249,11 @@ class AppRegistry:
         self._apps: dict[str, AppConfig | ConfigurationError] | None = None
         self._next_read = 0.0
 
-    def app(self, app_id: str) -> AppConfig:
-        if app_id == DEFAULT_APP:
+    def app(self, app_id: str | None) -> AppConfig:
+        """The app of that id; None: the default app (its own routes; `/v1/apps/default/...` is no app)."""
+        if app_id is None:
             return self.default
-        found = self._current().get(app_id) if APP_ID.fullmatch(app_id) else None
+        found = self._current().get(app_id) if APP_ID.fullmatch(app_id) and app_id != DEFAULT_APP else None
         if found is None:
             raise RelayError(ErrorKind.NOT_FOUND, "No such assistant.")
         if isinstance(found, ConfigurationError):
@@ -263,6 +264,8 @@ class AppRegistry:
         if self._source is None:
             return {}
         now = self._clock()
+        if now < self._next_read and self._apps is None:  # the first read failed moments ago: no new call yet
+            raise self._unavailable()
         if self._apps is None or now >= self._next_read:
             try:
                 entries = self._source()
@@ -270,9 +273,7 @@ class AppRegistry:
                 self._next_read = now + min(self.RETRY_SECONDS, self._max_age)
                 if self._apps is None:
                     logger.error("app registry unreadable", extra={"reason": type(error).__name__})
-                    raise RelayError(
-                        ErrorKind.RELAY_UNAVAILABLE, "The assistant is briefly unavailable. Please try again."
-                    ) from None
+                    raise self._unavailable() from None
                 logger.warning(
                     "app registry unreadable; serving the apps read last", extra={"reason": str(error)}
                 )
@@ -280,6 +281,12 @@ class AppRegistry:
             self._apps = {app_id: self._checked(app_id, entry) for app_id, entry in entries.items()}
             self._next_read = now + self._max_age
         return self._apps
+
+    @staticmethod
+    def _unavailable() -> RelayError:
+        return RelayError(
+            ErrorKind.RELAY_UNAVAILABLE, "The assistant is briefly unavailable. Please try again."
+        )
 
     def _checked(self, app_id: str, entry: object) -> AppConfig | ConfigurationError:
         try:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import urllib3
 
-from .apps import DEFAULT_APP, AppConfig, AppRegistry, ParameterStoreApps, parse_app
+from .apps import AppConfig, AppRegistry, ParameterStoreApps, parse_app
 from .companion import CompanionService
 from .dify import DifyClient
 from .keys import KeyProvider, SecretsManagerKeyProvider, StaticKeyProvider
@@ -101,11 +101,12 @@ class Relay:
         self._built: dict[str, Services] = {}
         self.default = self.services()
 
-    def services(self, app_id: str = DEFAULT_APP) -> Services:
+    def services(self, app_id: str | None = None) -> Services:
+        """The services of the app of that id; None: the default app."""
         app = self.registry.app(app_id)
-        built = self._built.get(app_id)
+        built = self._built.get(app.app_id)
         if built is None or built.app != app:
-            built = self._built[app_id] = self._build(app)
+            built = self._built[app.app_id] = self._build(app)
         return built
 
     def _build(self, app: AppConfig) -> Services:
