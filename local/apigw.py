@@ -49,10 +49,14 @@ def rest_event(
         body = body.encode()
     if isinstance(body, bytes):
         body = base64.b64encode(body).decode() if binary else body.decode("utf-8", "replace")
+    from relay.apps import api_route  # importable once the relay is on sys.path (local.server's main())
+
+    resource, path_parameters = api_route(path)
     event.update(
         httpMethod=method,
         path=path,
-        resource=path,
+        resource=resource,
+        pathParameters=path_parameters,
         headers=headers,
         multiValueHeaders={k: [v] for k, v in headers.items()},
         queryStringParameters={k: v[-1] for k, v in params.items()} or None,
@@ -64,7 +68,7 @@ def rest_event(
     context.update(
         httpMethod=method,
         path=f"/{STAGE}{path}",
-        resourcePath=path,
+        resourcePath=resource,
         requestId=str(uuid.uuid4()),
         requestTimeEpoch=int(time.time() * 1000),
     )

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
 from relay import telemetry, wiring
-from relay.apps import app_id_of, default_route
+from relay.apps import app_id_of, default_route, route_path
 from relay.deadline import Deadline
 from relay.errors import ErrorKind, RelayError
 from relay.openapi import app_document
@@ -262,4 +262,4 @@ def unexpected_error(error: Exception) -> Response:
 @metrics.log_metrics
 def lambda_handler(event, context):
     telemetry.for_app(None)
-    return app.resolve(event, context)
+    return app.resolve({**event, "path": route_path(event)}, context)

@@ -15,7 +15,7 @@ from itertools import chain
 from aws_lambda_powertools import Logger
 
 from relay import sse, telemetry, wiring
-from relay.apps import app_id_of
+from relay.apps import app_id_of, route_path
 from relay.deadline import Deadline
 from relay.errors import ErrorKind, RelayError
 from relay.settings import Settings
@@ -52,7 +52,7 @@ def handle(event: dict, context) -> StreamedResponse:
     cors: dict[str, str] = {}
     telemetry.for_app(None)
     try:
-        served = relay.services(app_id_of(event.get("path") or ""))
+        served = relay.services(app_id_of(route_path(event)))
         telemetry.for_app(served.app.app_id)
         cors = served.origins.cors_headers(headers.get("origin"))
         events = _turn(served, event, headers, context)

@@ -181,9 +181,10 @@ def test_a_registered_app_streams_at_its_own_route_and_refuses_the_other_apps_or
 
     stream_app = importlib.reload(stream_app)
 
-    def stream(path: str, origin: str):
+    def stream(path: str, origin: str, base_path: str = ""):
         headers = {"Content-Type": "application/json", "Origin": origin}
         event = rest_event("POST", path, headers=headers, body=json.dumps({"message": "Which plan?"}))
+        event["path"] = base_path + path  # a custom domain's mapping: in `path`, never in the route
         return stream_app.handle(event, LambdaContext(30_000))
 
     streamed = stream("/v1/apps/sales/chat/stream", SALES_ORIGIN)
@@ -195,3 +196,16 @@ def test_a_registered_app_streams_at_its_own_route_and_refuses_the_other_apps_or
     assert refused.status == 403 and "Access-Control-Allow-Origin" not in refused.headers
     missing = stream("/v1/apps/support/chat/stream", ORIGIN)
     assert missing.status == 404 and json.loads(b"".join(missing.body))["error"]["code"] == "not_found"
+    mapped = stream("/v1/apps/sales/chat/stream", SALES_ORIGIN, base_path="/relay")
+    assert mapped.status == 200 and mapped.headers["Access-Control-Allow-Origin"] == SALES_ORIGIN
+
+
+def test_behind_a_custom_domains_base_path_each_app_keeps_its_routes(relay):
+    for app, origin, mode in ((None, ORIGIN, "chat"), ("sales", SALES_ORIGIN, "agent")):
+        route = "/v1/chat" if app is None else f"/v1/apps/{app}/chat"
+        headers = {"Content-Type": "application/json", "Origin": origin}
+        event = rest_event("POST", route, headers=headers, body=json.dumps({"message": "Hello"}))
+        # API Gateway puts the mapping's base path (here "relay") in `path`; `resource` is the API's route.
+        event["path"] = event["requestContext"]["path"] = "/relay" + route
+        answer = relay.invoke(event)
+        assert answer.status == 200 and answer.json["mode"] == mode, answer.body

@@ -5,9 +5,11 @@ from relay.apps import (
     AppRegistry,
     ConfigurationError,
     ParameterStoreApps,
+    api_route,
     app_id_of,
     default_route,
     parse_app,
+    route_path,
 )
 from relay.errors import RelayError
 from relay.limits import Budgets
@@ -15,6 +17,21 @@ from relay.settings import Settings
 
 ENTRY = {"keySecret": "dify-relay/s/apps/sales", "allowedOrigins": ["https://shop.example/"]}
 DEFAULT = Settings.from_env({"DIFY_API_KEY": "app-local"}).default_app
+
+
+def test_the_route_comes_from_the_apis_resource_not_a_custom_domains_base_path():
+    mapped = {
+        "path": "/relay/v1/apps/sales/chat",
+        "resource": "/v1/apps/{app}/chat",
+        "pathParameters": {"app": "sales"},
+    }
+    assert route_path(mapped) == "/v1/apps/sales/chat"
+    assert (
+        route_path({"path": "/relay/v1/chat", "resource": "/v1/chat", "pathParameters": None}) == "/v1/chat"
+    )
+    assert route_path({"path": "/v1/chat"}) == "/v1/chat"  # an event without its route: the path as it is
+    assert api_route("/v1/apps/sales/history") == ("/v1/apps/{app}/history", {"app": "sales"})
+    assert api_route("/v1/history") == ("/v1/history", None)
 
 
 def test_routes_name_their_app():

@@ -82,6 +82,23 @@ def app_id_of(path: str) -> str | None:
     return path[len(APPS_PATH) :].partition("/")[0]
 
 
+def api_route(path: str) -> tuple[str, dict[str, str] | None]:
+    """The API's route for a path, as API Gateway names it in an event: `resource` and `pathParameters`."""
+    if not path.startswith(APPS_PATH):
+        return path, None
+    app_id, _, rest = path[len(APPS_PATH) :].partition("/")
+    return f"{APPS_PATH}{{app}}/{rest}", {"app": app_id}
+
+
+def route_path(event: dict) -> str:
+    """The request's path within the API: its route (`resource`) with the path parameters filled in. `path`
+    itself starts with the base path of a custom domain's mapping (/relay/v1/chat); the route never does."""
+    resource, parameters = event.get("resource"), event.get("pathParameters") or {}
+    if not resource:
+        return event.get("path") or ""
+    return re.sub(r"\{(\w+)\+?\}", lambda name: parameters.get(name[1], name[0]), resource)
+
+
 def default_route(path: str) -> str:
     """`/v1/apps/<app>/chat` -> `/v1/chat`: the route as the default app serves it."""
     if not path.startswith(APPS_PATH):
