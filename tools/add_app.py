@@ -62,63 +62,59 @@ def main(argv: list[str] | None = None, *, ask_key=getpass.getpass) -> int:
     )
     parser.add_argument("--region", default=None, help="the stack's region (else the AWS CLI's default)")
     args = parser.parse_args(argv)
-    stack = args.stack or default_stack()
-
     try:
-        entry = json.loads(args.entry.read_text())
-    except (OSError, ValueError) as error:
-        print(f"{args.entry}: not a readable JSON file ({error})", file=sys.stderr)
-        return 2
-    if not isinstance(entry, dict):
-        print(f"{args.entry}: must hold a JSON object", file=sys.stderr)
-        return 2
-    try:  # the entry's own fields, before any AWS call (the key's secret is named after the stack, below)
-        parse_app(args.app, {"keySecret": "named-below"} | entry)
-    except ConfigurationError as error:
-        print(f"not registered: {error}", file=sys.stderr)
-        return 2
-
-    import boto3
-
-    try:
-        path, prefix = registry_of(boto3.client("cloudformation", region_name=args.region), stack)
+        register(args.app, args.entry, args.stack or default_stack(), args.region, ask_key)
     except Refused as refused:
         print(f"not registered: {refused}", file=sys.stderr)
         return 2
-    entry.setdefault("keySecret", prefix + args.app)
-    try:
-        parse_app(args.app, entry, secret_prefix=prefix)
-    except ConfigurationError as error:
-        print(f"not registered: {error}", file=sys.stderr)
-        return 2
+    return 0
 
-    secrets = boto3.client("secretsmanager", region_name=args.region)
-    ssm = boto3.client("ssm", region_name=args.region)
-    key = os.environ.get("DIFY_APP_KEY")
+
+def checked(app_id: str, entry: dict, prefix: str | None = None) -> None:
+    try:
+        parse_app(app_id, entry, secret_prefix=prefix)
+    except ConfigurationError as error:
+        raise Refused(str(error)) from None
+
+
+def register(app_id: str, entry_file: Path, stack: str, region: str | None, ask_key) -> None:
+    try:
+        entry = json.loads(entry_file.read_text())
+    except (OSError, ValueError) as error:
+        raise Refused(f"{entry_file}: not a readable JSON file ({error})") from None
+    if not isinstance(entry, dict):
+        raise Refused(f"{entry_file}: must hold a JSON object")
+    # The entry's own fields first, before any AWS call (the key's secret is named after the stack, below).
+    checked(app_id, {"keySecret": "named-below"} | entry)
+
+    import boto3
+
+    path, prefix = registry_of(boto3.client("cloudformation", region_name=region), stack)
+    entry.setdefault("keySecret", prefix + app_id)
+    checked(app_id, entry, prefix)
+
+    secrets = boto3.client("secretsmanager", region_name=region)
+    key = (os.environ.get("DIFY_APP_KEY") or "").strip()
     try:
         secrets.describe_secret(SecretId=entry["keySecret"])
-        exists = True
     except secrets.exceptions.ResourceNotFoundException:
-        exists = False
-    if not exists:
-        key = key or ask_key(f"Dify app key for {args.app} (input hidden): ")
-        if not key.strip():
-            print("not registered: the app's Dify key is needed for a new app", file=sys.stderr)
-            return 2
-        secrets.create_secret(Name=entry["keySecret"], SecretString=key.strip())
-    elif key:
-        secrets.put_secret_value(SecretId=entry["keySecret"], SecretString=key.strip())
-    name = f"{path}/{args.app}"
-    ssm.put_parameter(
+        key = key or ask_key(f"Dify app key for {app_id} (input hidden): ").strip()
+        if not key:
+            raise Refused("the app's Dify key is needed for a new app") from None
+        secrets.create_secret(Name=entry["keySecret"], SecretString=key)
+    else:
+        if key:
+            secrets.put_secret_value(SecretId=entry["keySecret"], SecretString=key)
+    name = f"{path}/{app_id}"
+    boto3.client("ssm", region_name=region).put_parameter(
         Name=name,
         Value=json.dumps(entry, separators=(",", ":")),
         Type="String",
         Overwrite=True,
-        Description=f"Dify Relay app {args.app}",
+        Description=f"Dify Relay app {app_id}",
     )
-    print(f"Registered {args.app} with stack {stack}: {name} (key in {entry['keySecret']}).")
-    print(f'Widget: <script src="relay-widget.js" data-relay-url="<ApiUrl>" data-app="{args.app}"></script>')
-    return 0
+    print(f"Registered {app_id} with stack {stack}: {name} (key in {entry['keySecret']}).")
+    print(f'Widget: <script src="relay-widget.js" data-relay-url="<ApiUrl>" data-app="{app_id}"></script>')
 
 
 if __name__ == "__main__":

@@ -59,15 +59,18 @@ def test_an_app_added_with_one_command_is_served_without_a_redeploy(
 
 
 def test_a_bad_entry_is_refused_before_anything_is_stored(aws, tmp_path, capfd):
+    deployed("shop")
     entry = tmp_path / "sales.json"
-    entry.write_text(json.dumps({"appMode": "agent-chat"}))
-    assert add_app(["sales", str(entry), "--stack", "shop"], ask_key=lambda prompt: "app-x") == 2
-    assert "appMode must be one of auto, chat" in capfd.readouterr().err
-    listed = boto3.client("ssm").get_parameters_by_path(Path="/dify-relay/shop/apps")["Parameters"]
-    assert listed == []
-    assert (
-        boto3.client("secretsmanager").list_secrets()["SecretList"][0]["Name"] != "dify-relay/shop/apps/sales"
-    )
+    for text, message in (
+        (json.dumps({"appMode": "agent-chat"}), "appMode must be one of auto, chat"),
+        (json.dumps({"key": "app-inline"}), "key is not accepted here"),
+        ("{not json", "not a readable JSON file"),
+        ("[]", "must hold a JSON object"),
+    ):
+        entry.write_text(text)
+        assert add_app(["sales", str(entry), "--stack", "shop"], ask_key=lambda prompt: "app-x") == 2
+        assert message in capfd.readouterr().err
+    assert stored_for("shop") == []
 
 
 def test_make_app_writes_to_samconfigs_default_stack_unless_told(aws, tmp_path, monkeypatch):
