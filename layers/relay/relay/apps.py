@@ -75,19 +75,23 @@ class AppConfig:
         return {} if self.is_default else {"app": self.app_id}
 
 
+def _split(path: str) -> tuple[str | None, str]:
+    """`/v1/apps/<app>/<rest>` -> (app, rest); a path of the default app's routes -> (None, path)."""
+    if not path.startswith(APPS_PATH):
+        return None, path
+    app_id, _, rest = path[len(APPS_PATH) :].partition("/")
+    return app_id, rest
+
+
 def app_id_of(path: str) -> str | None:
     """The app a request's path names (`/v1/apps/<app>/...`), or None: the default app's routes."""
-    if not path.startswith(APPS_PATH):
-        return None
-    return path[len(APPS_PATH) :].partition("/")[0]
+    return _split(path)[0]
 
 
 def api_route(path: str) -> tuple[str, dict[str, str] | None]:
     """The API's route for a path, as API Gateway names it in an event: `resource` and `pathParameters`."""
-    if not path.startswith(APPS_PATH):
-        return path, None
-    app_id, _, rest = path[len(APPS_PATH) :].partition("/")
-    return f"{APPS_PATH}{{app}}/{rest}", {"app": app_id}
+    app_id, rest = _split(path)
+    return (path, None) if app_id is None else (f"{APPS_PATH}{{app}}/{rest}", {"app": app_id})
 
 
 def route_path(event: dict) -> str:
@@ -101,10 +105,8 @@ def route_path(event: dict) -> str:
 
 def default_route(path: str) -> str:
     """`/v1/apps/<app>/chat` -> `/v1/chat`: the route as the default app serves it."""
-    if not path.startswith(APPS_PATH):
-        return path
-    rest = path[len(APPS_PATH) :].partition("/")[2]
-    return "/v1/" + rest
+    app_id, rest = _split(path)
+    return path if app_id is None else "/v1/" + rest
 
 
 def branding_of(raw: object, where: str) -> dict:
@@ -281,22 +283,23 @@ class AppRegistry:
         if self._source is None:
             return {}
         now = self._clock()
-        if now < self._next_read and self._apps is None:  # the first read failed moments ago: no new call yet
-            raise self._unavailable()
-        if self._apps is None or now >= self._next_read:
-            try:
-                entries = self._source()
-            except Exception as error:  # the registry's store is down: serve what was read last
-                self._next_read = now + min(self.RETRY_SECONDS, self._max_age)
-                if self._apps is None:
-                    logger.error("app registry unreadable", extra={"reason": type(error).__name__})
-                    raise self._unavailable() from None
-                logger.warning(
-                    "app registry unreadable; serving the apps read last", extra={"reason": str(error)}
-                )
-                return self._apps
-            self._apps = {app_id: self._checked(app_id, entry) for app_id, entry in entries.items()}
-            self._next_read = now + self._max_age
+        if now < self._next_read:  # read lately, or its first read failed moments ago: no new call yet
+            if self._apps is None:
+                raise self._unavailable()
+            return self._apps
+        try:
+            entries = self._source()
+        except Exception as error:  # the registry's store is down: serve what was read last
+            self._next_read = now + min(self.RETRY_SECONDS, self._max_age)
+            if self._apps is None:
+                logger.error("app registry unreadable", extra={"reason": type(error).__name__})
+                raise self._unavailable() from None
+            logger.warning(
+                "app registry unreadable; serving the apps read last", extra={"reason": str(error)}
+            )
+            return self._apps
+        self._apps = {app_id: self._checked(app_id, entry) for app_id, entry in entries.items()}
+        self._next_read = now + self._max_age
         return self._apps
 
     @staticmethod
